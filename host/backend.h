@@ -1,0 +1,114 @@
+// backend.h: the op interface the model is written against once (DESIGN "one model over two backends").
+// The CPU backend (kernels/*_cpu.c, fp32 or fp64 through one generic source) and the CUDA backend implement it.
+//
+// Conventions
+// - Every tensor argument is backend memory. Activations, working parameters and their gradients are in the
+//   backend's activation type (esize bytes: float, double, bf16 on CUDA); per-row statistics (LayerNorm mean/rstd,
+//   attention log-sum-exp) and scalar results in its stat type (ssize bytes: float or double); master parameters,
+//   parameter gradients (dw, dbias, LayerNorm dw/dbias, sum_rows) and optimizer state in its master type
+//   (msize bytes). On the CPU all three are the same type.
+// - Index lists are int32 in backend memory.
+// - Gradient outputs ACCUMULATE (+=): callers zero them first. This serves gradient accumulation, residual
+//   branches and generators that share weights without extra ops.
+// - Row-major; weights are (out_features, in_features) as in PyTorch's Linear.
+// - Ops are queued in order; nothing synchronises except download() and the ops returning a host value.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { DT_F32 = 0, DT_F64 = 1, DT_BF16 = 2 } DType;
+
+typedef struct Backend Backend;
+struct Backend {
+    const char *name;  // "cpu-f32", "cpu-f64", "cuda"
+    DType act_dtype;
+    size_t esize;  // activation / working parameter element size
+    size_t ssize;  // statistics and scalar results
+    size_t msize;  // master parameters, gradients, optimizer state
+    void *impl;    // backend private state
+
+    // ---- memory
+    void *(*alloc)(Backend *b, size_t bytes);  // zero-filled
+    void (*release)(Backend *b, void *p);
+    void (*zero)(Backend *b, void *p, size_t bytes);
+    void (*copy)(Backend *b, void *dst, const void *src, size_t bytes);  // backend to backend
+    void (*upload)(Backend *b, void *dst, const void *host_src, size_t bytes);
+    void (*download)(Backend *b, void *host_dst, const void *src, size_t bytes);  // synchronises
+    // Host double <-> backend elements of the given storage size (esize, ssize or msize), for init and logging.
+    void (*upload_f64)(Backend *b, void *dst, size_t elem_size, const double *host_src, size_t n);
+    void (*download_f64)(Backend *b, double *host_dst, const void *src, size_t elem_size, size_t n);
+    void (*synchronize)(Backend *b);
+
+    // ---- dense
+    // out[M,N] = inp[M,K] @ w[N,K]^T + bias[N] (bias may be NULL)
+    void (*matmul_fwd)(Backend *b, void *out, const void *inp, const void *w, const void *bias, int M, int N, int K);
+    // dinp[M,K] += dout @ w; dw[N,K] += dout^T @ inp; dbias[N] += sum_rows(dout). Any output may be NULL.
+    void (*matmul_bwd)(Backend *b, void *dinp, void *dw, void *dbias, const void *dout, const void *inp,
+                       const void *w, int M, int N, int K);
+
+    // ---- normalisation
+    // out[R,C] = (inp - mean) * rstd * w + bias; w and bias both NULL for the non-affine form. mean, rstd: [R] stats.
+    void (*layernorm_fwd)(Backend *b, void *out, void *mean, void *rstd, const void *inp, const void *w,
+                          const void *bias, int R, int C, double eps);
+    // dinp[R,C] +=, dw[C] +=, dbias[C] += (dw, dbias NULL when w is NULL).
+    void (*layernorm_bwd)(Backend *b, void *dinp, void *dw, void *dbias, const void *dout, const void *inp,
+                          const void *w, const void *mean, const void *rstd, int R, int C);
+
+    // ---- attention, softmax(q k^T / sqrt(hd)) v per head
+    // qkv[B,N,3,H,hd] (PyTorch's fused qkv Linear output), out[B,N,H,hd], lse[B,H,N] stats (kept for backward).
+    // frame_tokens > 0: frame-causal, token i sees token j iff j/frame_tokens <= i/frame_tokens; 0: full attention.
+    void (*attention_fwd)(Backend *b, void *out, void *lse, const void *qkv, int B, int N, int H, int hd,
+                          int frame_tokens);
+    // dqkv[B,N,3,H,hd] +=
+    void (*attention_bwd)(Backend *b, void *dqkv, const void *dout, const void *qkv, const void *out,
+                          const void *lse, int B, int N, int H, int hd, int frame_tokens);
+
+    // ---- elementwise (n elements)
+    void (*gelu_fwd)(Backend *b, void *out, const void *inp, size_t n);  // exact erf GELU
+    void (*gelu_bwd)(Backend *b, void *dinp, const void *inp, const void *dout, size_t n);  // dinp +=
+    void (*add)(Backend *b, void *out, const void *x, const void *y, size_t n);  // out = x + y (out may alias)
+    void (*accumulate)(Backend *b, void *y, const void *x, size_t n);          // y += x
+    void (*scale)(Backend *b, void *x, double factor, size_t n);               // x *= factor (esize elements)
+
+    // ---- token movement. Token tensors are [B, tokens, C].
+    // out[b,i,:] = inp[b, idx[b,i], :], idx [B,n] int32 into Nsrc tokens
+    void (*gather_tokens)(Backend *b, void *out, const void *inp, const int32_t *idx, int B, int n, int Nsrc, int C);
+    // dinp[b, idx[b,i], :] += dout[b,i,:]
+    void (*scatter_add_tokens)(Backend *b, void *dinp, const void *dout, const int32_t *idx, int B, int n, int Nsrc,
+                               int C);
+    // dst[b, dst_start + i, :] (=, or += when accumulate) src[b, src_start + i, :] for i < count
+    void (*copy_tokens)(Backend *b, void *dst, int dst_tokens, int dst_start, const void *src, int src_tokens,
+                        int src_start, int count, int B, int C, int accumulate);
+    // x[b,i,:] += table[idx[b,i], :] (idx NULL: row i), table [Ntable, C] e.g. a position embedding
+    void (*add_rows)(Backend *b, void *x, const void *table, const int32_t *idx, int B, int n, int C);
+    // out[r,:] = row[:] for r < R (mask tokens)
+    void (*broadcast_row)(Backend *b, void *out, const void *row, int R, int C);
+    // drow[C] += sum_r dout[r,:]
+    void (*sum_rows)(Backend *b, void *drow, const void *dout, int R, int C);
+    // clips [B,T,H,W,3] -> patches [B, (T/tt)*(H/p)*(W/p), 3*tt*p*p], tokens (t,h,w) raster, patch vectors
+    // ordered (c, kt, kh, kw) to match a Conv3d weight [D,3,tt,p,p] flattened.
+    void (*patchify)(Backend *b, void *patches, const void *clips, int B, int T, int H, int W, int tt, int p);
+
+    // ---- loss and statistics
+    // loss_out[0] (stat) += mean_i |pred_i - target_i| * loss_scale over n elements;
+    // dpred[n] += sign(pred - target) * grad_scale / n
+    void (*l1_loss)(Backend *b, void *loss_out, void *dpred, const void *pred, const void *target, size_t n,
+                    double loss_scale, double grad_scale);
+    // mean over columns of the standard deviation of each column across the R rows of x[R,C] (collapse signal)
+    double (*mean_column_std)(Backend *b, const void *x, int R, int C);
+
+    // ---- optimizer (master-type flat buffers)
+    double (*sum_squares)(Backend *b, const void *x, size_t n);              // returns to host (synchronises)
+    void (*scale_master)(Backend *b, void *x, double factor, size_t n);     // x *= factor
+    // PyTorch AdamW: p -= lr*wd*p; m,v moments; p -= lr * mhat / (sqrt(vhat) + eps); step counts from 1.
+    void (*adamw)(Backend *b, void *param, const void *grad, void *m, void *v, size_t n, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, long step);
+    // target = momentum * target + (1 - momentum) * source
+    void (*ema)(Backend *b, void *target, const void *source, size_t n, double momentum);
+    // working copy (esize) from master (msize); a no-op alias on the CPU where both are the same buffer
+    void (*cast_params)(Backend *b, void *working, const void *master, size_t n);
+};
+
+// CPU backends: double_precision 0 = fp32 (training), 1 = fp64 (finite-difference tests). threads 0 = all cores.
+Backend *backend_cpu_create(int double_precision, int threads);
+void backend_destroy(Backend *b);

@@ -1,0 +1,986 @@
+// config.c: the configuration schema, one row per key, and everything driven by it: defaults, YAML and
+// key=value parsing with type and range checks, YAML output, the start-of-run table and `jepa config --doc`.
+// Keys from the official V-JEPA YAML that jepa.c does not use are in a second table (foreign_keys) that says
+// whether each is accepted (and ignored) or rejected, and what to use instead.
+#include "config.h"
+
+#include "common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <yaml.h>
+
+// ------------------------------------------------------------------------------------------------ schema
+
+typedef enum { T_INT, T_FLOAT, T_BOOL, T_STRING, T_ENUM, T_FLOAT_PAIR, T_NULLABLE_INT } ValueType;
+
+enum { LO_OPEN = 1, HI_OPEN = 2, ORDERED = 4 };  // range flags: exclusive bounds; pair needs a[0] <= a[1]
+
+typedef struct {
+    const char *key;           // dotted name; "mask.N.<leaf>" keys live in each MaskGenConfig
+    ValueType type;
+    size_t offset, size;       // in Config, or in MaskGenConfig for mask.N keys; size bounds strings
+    const char *default_yaml;  // YAML text of the default, parsed like any value; NULL = required (mask keys)
+    double lo, hi;             // numeric range (each element of a pair); INFINITY = unbounded
+    unsigned flags;
+    const char *allowed;       // enum values, "a|b|c"
+    const char *doc;
+} SchemaRow;
+
+#define INF INFINITY
+#define CFG(m) offsetof(Config, m), sizeof(((Config *)0)->m)
+#define MSK(m) offsetof(MaskGenConfig, m), sizeof(((MaskGenConfig *)0)->m)
+#define ROW_INT(key, field, def, lo, hi, doc) {key, T_INT, field, def, lo, hi, 0, NULL, doc}
+#define ROW_NINT(key, field, def, lo, hi, doc) {key, T_NULLABLE_INT, field, def, lo, hi, 0, NULL, doc}
+#define ROW_FLOAT(key, field, def, lo, hi, flags, doc) {key, T_FLOAT, field, def, lo, hi, flags, NULL, doc}
+#define ROW_PAIR(key, field, def, lo, hi, flags, doc) {key, T_FLOAT_PAIR, field, def, lo, hi, flags, NULL, doc}
+#define ROW_BOOL(key, field, def, doc) {key, T_BOOL, field, def, 0, 1, 0, NULL, doc}
+#define ROW_ENUM(key, field, def, allowed, doc) {key, T_ENUM, field, def, 0, 0, 0, allowed, doc}
+#define ROW_STR(key, field, def, doc) {key, T_STRING, field, def, 0, 0, 0, NULL, doc}
+
+// Defaults are the official V-JEPA v1 ViT-L/16 pretraining recipe (configs/pretrain/vitl16.yaml and the
+// defaults its train.py and multiblock3d.py apply), except meta.backend and the data source.
+static const SchemaRow schema[] = {
+    ROW_ENUM("data.source", CFG(data.source), "synthetic", "synthetic",
+             "where clips come from: synthetic = bouncing balls drawn in memory"),
+    ROW_INT("data.batch_size", CFG(data.batch_size), "24", 1, INF, "clips per micro-batch per rank"),
+    ROW_INT("data.num_frames", CFG(data.num_frames), "16", 1, INF, "frames per clip"),
+    ROW_INT("data.tubelet_size", CFG(data.tubelet_size), "2", 1, INF, "frames per token"),
+    ROW_INT("data.sampling_rate", CFG(data.sampling_rate), "4", 1, INF, "frame step in the source video"),
+    ROW_INT("data.crop_size", CFG(data.crop_size), "224", 1, INF, "square crop side, pixels"),
+    ROW_INT("data.patch_size", CFG(data.patch_size), "16", 1, INF, "token side, pixels"),
+    ROW_INT("data.num_clips", CFG(data.num_clips), "1", 1, INF, "clips per video sample (only 1 supported)"),
+    ROW_INT("data.synth_balls", CFG(data.synth_balls), "3", 1, INF, "balls in the synthetic world"),
+
+    ROW_PAIR("data_aug.random_resize_aspect_ratio", CFG(data_aug.random_resize_aspect_ratio), "[0.75, 1.35]",
+             0, INF, LO_OPEN | ORDERED, "aspect ratio range of the random resized crop"),
+    ROW_PAIR("data_aug.random_resize_scale", CFG(data_aug.random_resize_scale), "[0.3, 1.0]", 0, 1,
+             LO_OPEN | ORDERED, "area fraction range of the random resized crop"),
+    ROW_BOOL("data_aug.horizontal_flip", CFG(data_aug.horizontal_flip), "true",
+             "flip clips horizontally with probability 0.5"),
+    ROW_BOOL("data_aug.auto_augment", CFG(data_aug.auto_augment), "false", "as in the official YAML; only false"),
+    ROW_BOOL("data_aug.motion_shift", CFG(data_aug.motion_shift), "false", "as in the official YAML; only false"),
+    ROW_FLOAT("data_aug.reprob", CFG(data_aug.reprob), "0.0", 0, 1, 0,
+              "random erasing probability; only 0 supported"),
+
+    ROW_INT("mask.N.num_blocks", MSK(num_blocks), NULL, 1, INF, "blocks per sample; the target is their union"),
+    ROW_PAIR("mask.N.spatial_scale", MSK(spatial_scale), NULL, 0, 1, LO_OPEN | ORDERED,
+             "fraction of the H*W token grid per block [lo, hi]"),
+    ROW_PAIR("mask.N.temporal_scale", MSK(temporal_scale), "[1.0, 1.0]", 0, 1, LO_OPEN | ORDERED,
+             "fraction of the time grid per block [lo, hi]"),
+    ROW_PAIR("mask.N.aspect_ratio", MSK(aspect_ratio), "[0.75, 1.5]", 0, INF, LO_OPEN | ORDERED,
+             "block aspect ratio range"),
+    ROW_FLOAT("mask.N.max_temporal_keep", MSK(max_temporal_keep), "1.0", 0, 1, LO_OPEN,
+              "fraction of time steps the context may span"),
+    ROW_NINT("mask.N.max_keep", MSK(max_keep), "null", 1, INF, "cap on context tokens; null = no cap"),
+
+    ROW_ENUM("model.model_name", CFG(model.model_name), "vit_large",
+             "vit_tiny|vit_small|vit_base|vit_large|vit_huge|vit_custom",
+             "encoder size preset; vit_custom takes embed_dim, depth, num_heads"),
+    ROW_INT("model.embed_dim", CFG(model.embed_dim), "0", 0, INF,
+            "encoder width; 0 = from model_name (set for vit_custom)"),
+    ROW_INT("model.depth", CFG(model.depth), "0", 0, INF,
+            "encoder blocks; 0 = from model_name (set for vit_custom)"),
+    ROW_INT("model.num_heads", CFG(model.num_heads), "0", 0, INF,
+            "encoder heads; 0 = from model_name (set for vit_custom)"),
+    ROW_FLOAT("model.mlp_ratio", CFG(model.mlp_ratio), "4.0", 0, INF, LO_OPEN, "MLP hidden width / embed_dim"),
+    ROW_INT("model.pred_depth", CFG(model.pred_depth), "12", 1, INF, "predictor blocks"),
+    ROW_INT("model.pred_embed_dim", CFG(model.pred_embed_dim), "384", 1, INF, "predictor width"),
+    ROW_INT("model.pred_num_heads", CFG(model.pred_num_heads), "0", 0, INF,
+            "predictor heads (0 = the encoder's, as V-JEPA v1)"),
+    ROW_BOOL("model.uniform_power", CFG(model.uniform_power), "true",
+             "sin-cos position axes split evenly (V-JEPA)"),
+    ROW_BOOL("model.use_mask_tokens", CFG(model.use_mask_tokens), "true",
+             "learned mask token per generator in the predictor"),
+    ROW_BOOL("model.zero_init_mask_tokens", CFG(model.zero_init_mask_tokens), "true",
+             "mask tokens start at zero"),
+    ROW_BOOL("model.checkpoint_activations", CFG(model.checkpoint_activations), "false",
+             "recompute each block's forward in the backward"),
+
+    ROW_INT("optimization.ipe", CFG(optimization.ipe), "300", 1, INF, "iterations per epoch"),
+    ROW_FLOAT("optimization.ipe_scale", CFG(optimization.ipe_scale), "1.25", 0, INF, LO_OPEN,
+              "schedules run over epochs*ipe*ipe_scale steps"),
+    ROW_FLOAT("optimization.clip_grad", CFG(optimization.clip_grad), "10.0", 0, INF, 0,
+              "per-module gradient norm clip after warmup; 0 = off"),
+    ROW_FLOAT("optimization.weight_decay", CFG(optimization.weight_decay), "0.04", 0, INF, 0,
+              "weight decay at step 0 (cosine schedule)"),
+    ROW_FLOAT("optimization.final_weight_decay", CFG(optimization.final_weight_decay), "0.4", 0, INF, 0,
+              "weight decay at the end of the schedule"),
+    ROW_INT("optimization.epochs", CFG(optimization.epochs), "300", 1, INF, "epochs of ipe steps"),
+    ROW_INT("optimization.warmup", CFG(optimization.warmup), "40", 0, INF, "linear LR warmup, epochs"),
+    ROW_FLOAT("optimization.start_lr", CFG(optimization.start_lr), "2.0e-4", 0, INF, 0, "LR at step 0"),
+    ROW_FLOAT("optimization.lr", CFG(optimization.lr), "6.25e-4", 0, INF, 0, "peak LR, reached after warmup"),
+    ROW_FLOAT("optimization.final_lr", CFG(optimization.final_lr), "1.0e-6", 0, INF, 0,
+              "LR at the end of the cosine"),
+    ROW_PAIR("optimization.ema", CFG(optimization.ema), "[0.998, 1.0]", 0, 1, 0,
+             "target-encoder EMA momentum [start, end], linear"),
+    ROW_PAIR("optimization.betas", CFG(optimization.betas), "[0.9, 0.999]", 0, 1, HI_OPEN, "AdamW betas"),
+    ROW_FLOAT("optimization.eps", CFG(optimization.eps), "1.0e-8", 0, INF, LO_OPEN, "AdamW epsilon"),
+    ROW_INT("optimization.accum_steps", CFG(optimization.accum_steps), "1", 1, INF,
+            "micro-batches per optimizer step"),
+    ROW_INT("optimization.max_steps", CFG(optimization.max_steps), "0", 0, INF,
+            "stop after this many steps (0 = epochs*ipe); schedules unchanged"),
+
+    ROW_FLOAT("loss.loss_exp", CFG(loss.loss_exp), "1.0", 0, INF, LO_OPEN, "loss |p - t|^loss_exp; only 1 (L1)"),
+    ROW_FLOAT("loss.reg_coeff", CFG(loss.reg_coeff), "0.0", 0, INF, 0, "variance regulariser weight; only 0"),
+
+    ROW_INT("meta.seed", CFG(meta.seed), "234", 0, INF, "seed of every random draw"),
+    ROW_ENUM("meta.dtype", CFG(meta.dtype), "bfloat16", "float32|bfloat16", "compute dtype on the GPU"),
+    ROW_ENUM("meta.backend", CFG(meta.backend), "cpu", "cpu|cuda", "op backend"),
+    ROW_BOOL("meta.deterministic", CFG(meta.deterministic), "true", "bitwise reproducible GPU runs"),
+    ROW_INT("meta.threads", CFG(meta.threads), "0", 0, INF, "CPU threads, 0 = all cores"),
+
+    ROW_STR("logging.folder", CFG(logging.folder), "runs", "run folders go under it"),
+    ROW_STR("logging.write_tag", CFG(logging.write_tag), "jepa", "run folder name"),
+    ROW_INT("logging.log_every", CFG(logging.log_every), "10", 1, INF, "progress line every N steps"),
+};
+enum { N_ROWS = sizeof schema / sizeof schema[0] };
+
+// V-JEPA's two generators: 8 small blocks and 2 large ones (the keys not given take the row defaults).
+static const char default_mask_list[] =
+    "[{num_blocks: 8, spatial_scale: [0.15, 0.15]}, {num_blocks: 2, spatial_scale: [0.7, 0.7]}]";
+
+// Keys of the official V-JEPA YAML that jepa.c does not store. accepted = the values taken (and then ignored,
+// '|'-separated, compared after null/bool normalisation); NULL = the key is rejected. why = what the user reads.
+typedef struct {
+    const char *key;
+    const char *accepted;
+    const char *why;
+} ForeignKey;
+
+static const ForeignKey foreign_keys[] = {
+    {"app", "vjepa", "jepa.c trains V-JEPA only"},
+    {"nodes", NULL, "the world size comes from the launcher (mpirun -np N or srun); remove the key"},
+    {"tasks_per_node", NULL, "the world size comes from the launcher (mpirun -np N or srun); remove the key"},
+    {"data.dataset_type", NULL,
+     "jepa.c reads HDF5 stores written by `jepa data`, not video files; for now use data.source: synthetic"},
+    {"data.datasets", NULL,
+     "CSV video lists are not read; HDF5 stores come from `jepa data`; for now use data.source: synthetic"},
+    {"data.decode_one_clip", "true", "jepa.c decodes one clip per sample"},
+    {"data.pin_mem", "true|false", "ignored: jepa.c manages its own host buffers"},
+    {"data.num_workers", NULL, "loader threads are jepa.c's own; remove the key"},
+    {"data.filter_short_videos", "false", "short-video filtering is not supported"},
+    {"data.clip_duration", "null", "clips are sampled by data.sampling_rate, not by duration"},
+    {"meta.load_checkpoint", NULL, "checkpoints resume via meta.resume (coming with the checkpoint issue)"},
+    {"meta.read_checkpoint", NULL, "checkpoints resume via meta.resume (coming with the checkpoint issue)"},
+    {"meta.eval_freq", NULL, "pretraining runs no evaluation; remove the key"},
+    {"meta.use_sdpa", "true|false", "ignored: jepa.c always uses its fused attention"},
+};
+enum { N_FOREIGN = sizeof foreign_keys / sizeof foreign_keys[0] };
+
+static int is_mask_row(const SchemaRow *row) { return strncmp(row->key, "mask.N.", 7) == 0; }
+
+static const char *leaf_of(const char *key) {
+    const char *dot = strrchr(key, '.');
+    return dot ? dot + 1 : key;
+}
+
+static size_t section_length(const char *key) {
+    const char *dot = strchr(key, '.');
+    return dot ? (size_t)(dot - key) : strlen(key);
+}
+
+static int is_section(const char *name) {
+    for (int r = 0; r < N_ROWS; r++)
+        if (section_length(schema[r].key) == strlen(name) && !strncmp(schema[r].key, name, strlen(name))) return 1;
+    return 0;
+}
+
+static const SchemaRow *find_row(const char *key) {
+    for (int r = 0; r < N_ROWS; r++)
+        if (!strcmp(schema[r].key, key)) return &schema[r];
+    return NULL;
+}
+
+static const ForeignKey *find_foreign(const char *key) {
+    for (int f = 0; f < N_FOREIGN; f++)
+        if (!strcmp(foreign_keys[f].key, key)) return &foreign_keys[f];
+    return NULL;
+}
+
+static void *field_of(Config *cfg, const SchemaRow *row, int mask_index) {
+    char *base = is_mask_row(row) ? (char *)&cfg->mask[mask_index] : (char *)cfg;
+    return base + row->offset;
+}
+
+static const void *const_field_of(const Config *cfg, const SchemaRow *row, int mask_index) {
+    return field_of((Config *)cfg, row, mask_index);
+}
+
+// ------------------------------------------------------------------------------------------------ describing
+
+static const char *type_name(ValueType type) {
+    switch (type) {
+    case T_INT: return "int";
+    case T_FLOAT: return "float";
+    case T_BOOL: return "bool";
+    case T_STRING: return "string";
+    case T_ENUM: return "enum";
+    case T_FLOAT_PAIR: return "[float, float]";
+    case T_NULLABLE_INT: return "int|null";
+    }
+    return "?";
+}
+
+// "[0, 1)", ">= 1", "> 0": the numeric range of a row, empty when unbounded.
+static void range_text(const SchemaRow *row, char *buf, size_t n) {
+    const char *lo_bracket = (row->flags & LO_OPEN) ? "(" : "[";
+    const char *hi_bracket = (row->flags & HI_OPEN) ? ")" : "]";
+    if (isinf(row->hi))
+        snprintf(buf, n, "%s %g", (row->flags & LO_OPEN) ? ">" : ">=", row->lo);
+    else
+        snprintf(buf, n, "in %s%g, %g%s", lo_bracket, row->lo, row->hi, hi_bracket);
+}
+
+// What a value of this row must look like, for error messages: "an integer >= 1", "one of cpu|cuda".
+static void expected_text(const SchemaRow *row, char *buf, size_t n) {
+    char range[64];
+    range_text(row, range, sizeof range);
+    switch (row->type) {
+    case T_INT: snprintf(buf, n, "an integer %s", range); break;
+    case T_NULLABLE_INT: snprintf(buf, n, "an integer %s, or null", range); break;
+    case T_FLOAT: snprintf(buf, n, "a number %s", range); break;
+    case T_BOOL: snprintf(buf, n, "true or false"); break;
+    case T_ENUM: snprintf(buf, n, "one of %s", row->allowed); break;
+    case T_STRING: snprintf(buf, n, "a string of 1 to %zu characters", row->size - 1); break;
+    case T_FLOAT_PAIR:
+        snprintf(buf, n, "a list of 2 numbers [a, b], each %s%s", range, (row->flags & ORDERED) ? ", a <= b" : "");
+        break;
+    }
+}
+
+// Range column of `jepa config --doc`.
+static void allowed_text(const SchemaRow *row, char *buf, size_t n) {
+    char range[64];
+    range_text(row, range, sizeof range);
+    switch (row->type) {
+    case T_INT:
+    case T_FLOAT: snprintf(buf, n, "%s", range); break;
+    case T_NULLABLE_INT: snprintf(buf, n, "%s or null", range); break;
+    case T_BOOL: snprintf(buf, n, "true|false"); break;
+    case T_ENUM: snprintf(buf, n, "%s", row->allowed); break;
+    case T_STRING: snprintf(buf, n, "1-%zu chars", row->size - 1); break;
+    case T_FLOAT_PAIR: snprintf(buf, n, "each %s%s", range, (row->flags & ORDERED) ? ", a <= b" : ""); break;
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ errors
+
+// Where values come from: a file (errors carry FILE:LINE), the command line, or the built-in defaults.
+typedef struct {
+    const char *name;
+    int has_lines;
+} Origin;
+
+static _Noreturn void die_at(const Origin *at, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void die_at(const Origin *at, const yaml_node_t *node, const char *fmt, ...) {
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    if (at->has_lines && node) die_input("%s:%zu: %s", at->name, node->start_mark.line + 1, message);
+    die_input("%s: %s", at->name, message);
+}
+
+static int edit_distance(const char *a, const char *b) {
+    enum { MAXLEN = 128 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > MAXLEN || lb > MAXLEN) return INT_MAX / 2;
+    int prev[MAXLEN + 1], cur[MAXLEN + 1];
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int substitute = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int drop = prev[j] + 1, insert = cur[j - 1] + 1;
+            cur[j] = substitute < drop ? (substitute < insert ? substitute : insert) : (drop < insert ? drop : insert);
+        }
+        memcpy(prev, cur, sizeof(int) * (lb + 1));
+    }
+    return prev[lb];
+}
+
+// Closeness of a typed key to a valid one: whole-name distance, or leaf distance so that a key under the
+// wrong section ("data.lr") still finds its home ("optimization.lr").
+static int key_distance(const char *typed, const char *valid) {
+    int whole = edit_distance(typed, valid), leaf = edit_distance(leaf_of(typed), leaf_of(valid));
+    return whole < leaf ? whole : leaf;
+}
+
+// Nearest valid key (or section, for names without a dot) to typed; "" when nothing is close.
+static void nearest_key(const char *typed, int mask_index, char *best, size_t n) {
+    int best_score = INT_MAX;
+    best[0] = 0;
+    for (int r = 0; r < N_ROWS; r++) {
+        char candidate[128];
+        if (is_mask_row(&schema[r]))
+            snprintf(candidate, sizeof candidate, "mask.%d.%s", mask_index, leaf_of(schema[r].key));
+        else
+            snprintf(candidate, sizeof candidate, "%s", schema[r].key);
+        int score = key_distance(typed, candidate);
+        if (!strchr(typed, '.')) {  // a section name: compare with this row's section too
+            char section[64];
+            snprintf(section, sizeof section, "%.*s", (int)section_length(candidate), candidate);
+            int section_score = edit_distance(typed, section);
+            if (section_score < score) {
+                score = section_score;
+                snprintf(candidate, sizeof candidate, "%s", section);
+            }
+        }
+        if (score < best_score) {
+            best_score = score;
+            snprintf(best, n, "%s", candidate);
+        }
+    }
+    int leaf_len = (int)strlen(leaf_of(typed));
+    int threshold = leaf_len / 3 > 2 ? leaf_len / 3 : 2;
+    if (best_score > threshold) best[0] = 0;
+}
+
+static _Noreturn void die_unknown_key(const Origin *at, const yaml_node_t *node, const char *key, int mask_index) {
+    char suggestion[128], hint[192];
+    nearest_key(key, mask_index, suggestion, sizeof suggestion);
+    if (suggestion[0])
+        snprintf(hint, sizeof hint, "did you mean %s?", suggestion);
+    else
+        snprintf(hint, sizeof hint, "`jepa config --doc` lists every key");
+    die_at(at, node, "unknown %s '%s' (%s)", strchr(key, '.') ? "key" : "section", key, hint);
+}
+
+// ------------------------------------------------------------------------------------------------ scalars
+
+static int is_null_node(const yaml_node_t *node) {
+    if (!node || node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
+    const char *text = (const char *)node->data.scalar.value;
+    return !strcmp(text, "") || !strcmp(text, "~") || !strcmp(text, "null") || !strcmp(text, "Null") ||
+           !strcmp(text, "NULL");
+}
+
+// How a node reads in "got ..." of an error message.
+static void node_summary(const yaml_node_t *node, char *buf, size_t n) {
+    if (!node)
+        snprintf(buf, n, "nothing");
+    else if (is_null_node(node))
+        snprintf(buf, n, "null");
+    else if (node->type == YAML_SEQUENCE_NODE)
+        snprintf(buf, n, "a list of %d", (int)(node->data.sequence.items.top - node->data.sequence.items.start));
+    else if (node->type == YAML_MAPPING_NODE)
+        snprintf(buf, n, "a mapping");
+    else
+        snprintf(buf, n, "'%.200s'", (const char *)node->data.scalar.value);
+}
+
+static _Noreturn void die_expected(const Origin *at, const yaml_node_t *node, const char *key,
+                                   const SchemaRow *row) {
+    char expected[256], got[256];
+    expected_text(row, expected, sizeof expected);
+    node_summary(node, got, sizeof got);
+    die_at(at, node, "%s: expected %s, got %s", key, expected, got);
+}
+
+static int in_range(const SchemaRow *row, double v) {
+    if (isnan(v)) return 0;
+    if ((row->flags & LO_OPEN) ? v <= row->lo : v < row->lo) return 0;
+    if ((row->flags & HI_OPEN) ? v >= row->hi : v > row->hi) return 0;
+    return 1;
+}
+
+// Numbers are read with strtod/strtoll over the whole text, so 1e-6 and 1.0e-06 are both floats (YAML 1.1
+// resolvers take 1e-6 for a string). Hex, inf and nan are refused.
+static int parse_double(const char *text, double *out) {
+    if (!text[0] || strpbrk(text, "xXnNiI")) return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (*end || errno == ERANGE || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_int(const char *text, int *out) {
+    if (!text[0]) return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (*end || errno == ERANGE || v < INT_MIN || v > INT_MAX) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_bool(const char *text, int *out) {
+    if (!strcmp(text, "true") || !strcmp(text, "True") || !strcmp(text, "TRUE")) return *out = 1, 1;
+    if (!strcmp(text, "false") || !strcmp(text, "False") || !strcmp(text, "FALSE")) return *out = 0, 1;
+    return 0;
+}
+
+static const char *scalar_text(const yaml_node_t *node) {
+    if (!node || node->type != YAML_SCALAR_NODE || is_null_node(node)) return NULL;
+    return (const char *)node->data.scalar.value;
+}
+
+static double read_number(const SchemaRow *row, const char *key, const yaml_node_t *node, const Origin *at) {
+    const char *text = scalar_text(node);
+    double v;
+    if (!text || !parse_double(text, &v) || !in_range(row, v)) die_expected(at, node, key, row);
+    return v;
+}
+
+static int read_int(const SchemaRow *row, const char *key, const yaml_node_t *node, const Origin *at) {
+    const char *text = scalar_text(node);
+    int v;
+    if (!text || !parse_int(text, &v) || !in_range(row, v)) die_expected(at, node, key, row);
+    return v;
+}
+
+static int read_bool(const SchemaRow *row, const char *key, const yaml_node_t *node, const Origin *at) {
+    const char *text = scalar_text(node);
+    int v;
+    if (!text || !parse_bool(text, &v)) die_expected(at, node, key, row);
+    return v;
+}
+
+static int in_bar_list(const char *word, const char *list) {
+    size_t len = strlen(word);
+    for (const char *p = list; p && *p;) {
+        const char *bar = strchr(p, '|');
+        size_t item = bar ? (size_t)(bar - p) : strlen(p);
+        if (item == len && !strncmp(p, word, len)) return 1;
+        p = bar ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+static void read_string(const SchemaRow *row, char *field, const char *key, const yaml_node_t *node,
+                        const Origin *at) {
+    const char *text = scalar_text(node);
+    if (!text || !text[0] || strlen(text) >= row->size) die_expected(at, node, key, row);
+    if (row->type == T_ENUM && !in_bar_list(text, row->allowed)) die_expected(at, node, key, row);
+    memset(field, 0, row->size);  // whole array, so configs compare equal byte for byte
+    memcpy(field, text, strlen(text));
+}
+
+static void read_pair(const SchemaRow *row, double *pair, const char *key, yaml_document_t *doc,
+                      const yaml_node_t *node, const Origin *at) {
+    if (!node || node->type != YAML_SEQUENCE_NODE ||
+        node->data.sequence.items.top - node->data.sequence.items.start != 2)
+        die_expected(at, node, key, row);
+    for (int i = 0; i < 2; i++) {
+        const yaml_node_t *item = yaml_document_get_node(doc, node->data.sequence.items.start[i]);
+        char element_key[160];
+        snprintf(element_key, sizeof element_key, "%s[%d]", key, i);
+        const char *text = scalar_text(item);
+        if (!text || !parse_double(text, &pair[i]) || !in_range(row, pair[i])) {
+            char range[64], got[256];
+            range_text(row, range, sizeof range);
+            node_summary(item, got, sizeof got);
+            die_at(at, item, "%s: expected a number %s, got %s", element_key, range, got);
+        }
+    }
+    if ((row->flags & ORDERED) && pair[0] > pair[1])
+        die_at(at, node, "%s: expected [lo, hi] with lo <= hi, got [%g, %g]", key, pair[0], pair[1]);
+}
+
+static void set_value(const SchemaRow *row, void *field, const char *key, yaml_document_t *doc,
+                      const yaml_node_t *node, const Origin *at) {
+    switch (row->type) {
+    case T_INT: *(int *)field = read_int(row, key, node, at); break;
+    case T_NULLABLE_INT: *(int *)field = is_null_node(node) ? 0 : read_int(row, key, node, at); break;
+    case T_FLOAT: *(double *)field = read_number(row, key, node, at); break;
+    case T_BOOL: *(int *)field = read_bool(row, key, node, at); break;
+    case T_STRING:
+    case T_ENUM: read_string(row, field, key, node, at); break;
+    case T_FLOAT_PAIR: read_pair(row, field, key, doc, node, at); break;
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ applying
+
+static void apply_key(Config *cfg, const char *key, yaml_document_t *doc, const yaml_node_t *value,
+                      const yaml_node_t *key_node, const Origin *at);
+static void apply_yaml_text(Config *cfg, const char *key, const char *text, const Origin *at);
+
+static const char *mapping_key_text(yaml_document_t *doc, const yaml_node_pair_t *pair, const Origin *at) {
+    const yaml_node_t *key = yaml_document_get_node(doc, pair->key);
+    if (!key || key->type != YAML_SCALAR_NODE) die_at(at, key, "keys must be plain names");
+    return (const char *)key->data.scalar.value;
+}
+
+static void check_duplicate_keys(yaml_document_t *doc, const yaml_node_t *map, const char *prefix,
+                                 const Origin *at) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        const char *name = mapping_key_text(doc, p, at);
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            if (strcmp(name, mapping_key_text(doc, q, at))) continue;
+            const yaml_node_t *first = yaml_document_get_node(doc, q->key);
+            die_at(at, yaml_document_get_node(doc, p->key), "duplicate key '%s%s' (first at line %zu)", prefix, name,
+                   first->start_mark.line + 1);
+        }
+    }
+}
+
+static void apply_foreign(const ForeignKey *fk, const yaml_node_t *value, const yaml_node_t *key_node,
+                          const Origin *at) {
+    if (!fk->accepted) die_at(at, key_node, "%s: not supported: %s", fk->key, fk->why);
+    int flag;
+    const char *text = value && value->type == YAML_SCALAR_NODE ? (const char *)value->data.scalar.value : "";
+    const char *canonical = is_null_node(value) ? "null" : parse_bool(text, &flag) ? (flag ? "true" : "false") : text;
+    if (!value || value->type != YAML_SCALAR_NODE || !in_bar_list(canonical, fk->accepted)) {
+        char got[256];
+        node_summary(value, got, sizeof got);
+        die_at(at, value ? value : key_node, "%s: expected %s (%s), got %s", fk->key, fk->accepted, fk->why, got);
+    }
+}
+
+// Each generator's keys not given take their row default; num_blocks and spatial_scale must be given. The given
+// keys are applied first so that a misspelt key is reported as such, not as a missing one.
+static void apply_mask_item(Config *cfg, int index, yaml_document_t *doc, const yaml_node_t *item,
+                            const Origin *at) {
+    char prefix[32], key[160];
+    snprintf(prefix, sizeof prefix, "mask.%d.", index);
+    if (!item || item->type != YAML_MAPPING_NODE)
+        die_at(at, item, "mask.%d: expected a mapping of num_blocks, spatial_scale, ...", index);
+    check_duplicate_keys(doc, item, prefix, at);
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
+        snprintf(key, sizeof key, "%s%s", prefix, mapping_key_text(doc, p, at));
+        apply_key(cfg, key, doc, yaml_document_get_node(doc, p->value), yaml_document_get_node(doc, p->key), at);
+    }
+    for (int r = 0; r < N_ROWS; r++) {
+        const SchemaRow *row = &schema[r];
+        if (!is_mask_row(row)) continue;
+        int given = 0;
+        for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++)
+            given |= !strcmp(mapping_key_text(doc, p, at), leaf_of(row->key));
+        if (given) continue;
+        if (!row->default_yaml)
+            die_at(at, item, "mask.%d.%s: missing (every mask generator sets it)", index, leaf_of(row->key));
+        snprintf(key, sizeof key, "%s%s", prefix, leaf_of(row->key));
+        apply_yaml_text(cfg, key, row->default_yaml, at);
+    }
+}
+
+// A `mask:` list replaces all generators.
+static void apply_mask_list(Config *cfg, yaml_document_t *doc, const yaml_node_t *list, const Origin *at) {
+    char got[256];
+    node_summary(list, got, sizeof got);
+    if (!list || list->type != YAML_SEQUENCE_NODE)
+        die_at(at, list, "mask: expected a list of mask generators (mappings of num_blocks, spatial_scale, ...), got %s",
+               got);
+    int count = (int)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if (count < 1 || count > CONFIG_MAX_MASKS)
+        die_at(at, list, "mask: expected 1 to %d mask generators, got %s", CONFIG_MAX_MASKS, got);
+    memset(cfg->mask, 0, sizeof cfg->mask);
+    cfg->num_masks = count;
+    for (int i = 0; i < count; i++)
+        apply_mask_item(cfg, i, doc, yaml_document_get_node(doc, list->data.sequence.items.start[i]), at);
+}
+
+// "mask.<index>.<leaf>": a key of one existing generator.
+static void apply_mask_key(Config *cfg, const char *key, yaml_document_t *doc, const yaml_node_t *value,
+                           const yaml_node_t *key_node, const Origin *at) {
+    const char *index_text = key + strlen("mask.");
+    char *end;
+    long index = strtol(index_text, &end, 10);
+    if (end == index_text || *end != '.' || index_text[0] == '-' || index_text[0] == '+')
+        die_at(at, key_node, "%s: expected mask.<index>.<key>, e.g. mask.0.num_blocks", key);
+    if (index >= cfg->num_masks)
+        die_at(at, key_node, "%s: mask index %ld out of range: there are %d mask generators (mask.0 to mask.%d)", key,
+               index, cfg->num_masks, cfg->num_masks - 1);
+    char generic[160];
+    snprintf(generic, sizeof generic, "mask.N.%s", end + 1);
+    const SchemaRow *row = find_row(generic);
+    if (!row) die_unknown_key(at, key_node ? key_node : value, key, (int)index);
+    set_value(row, field_of(cfg, row, (int)index), key, doc, value, at);
+}
+
+// One dotted key and its value node, from a file, an override or a default.
+static void apply_key(Config *cfg, const char *key, yaml_document_t *doc, const yaml_node_t *value,
+                      const yaml_node_t *key_node, const Origin *at) {
+    if (!strcmp(key, "mask")) {
+        apply_mask_list(cfg, doc, value, at);
+        return;
+    }
+    if (!strncmp(key, "mask.", 5)) {
+        apply_mask_key(cfg, key, doc, value, key_node, at);
+        return;
+    }
+    const SchemaRow *row = find_row(key);
+    if (row) {
+        set_value(row, field_of(cfg, row, 0), key, doc, value, at);
+        return;
+    }
+    const ForeignKey *foreign = find_foreign(key);
+    if (foreign) {
+        apply_foreign(foreign, value, key_node ? key_node : value, at);
+        return;
+    }
+    die_unknown_key(at, key_node ? key_node : value, key, 0);
+}
+
+static void apply_section(Config *cfg, const char *section, yaml_document_t *doc, const yaml_node_t *map,
+                          const Origin *at) {
+    if (is_null_node(map)) return;  // "logging:" with nothing under it
+    if (map->type != YAML_MAPPING_NODE) {
+        char got[256];
+        node_summary(map, got, sizeof got);
+        die_at(at, map, "%s: expected a mapping of %s.* keys, got %s", section, section, got);
+    }
+    char prefix[64], key[192];
+    snprintf(prefix, sizeof prefix, "%s.", section);
+    check_duplicate_keys(doc, map, prefix, at);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        snprintf(key, sizeof key, "%s%s", prefix, mapping_key_text(doc, p, at));
+        apply_key(cfg, key, doc, yaml_document_get_node(doc, p->value), yaml_document_get_node(doc, p->key), at);
+    }
+}
+
+static void apply_root(Config *cfg, yaml_document_t *doc, const Origin *at) {
+    const yaml_node_t *root = yaml_document_get_root_node(doc);
+    if (!root || is_null_node(root)) return;  // an empty file: every default
+    if (root->type != YAML_MAPPING_NODE) die_at(at, root, "expected a mapping of sections (data:, model:, ...)");
+    check_duplicate_keys(doc, root, "", at);
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        const char *name = mapping_key_text(doc, p, at);
+        const yaml_node_t *value = yaml_document_get_node(doc, p->value);
+        if (strcmp(name, "mask") && is_section(name))
+            apply_section(cfg, name, doc, value, at);
+        else
+            apply_key(cfg, name, doc, value, yaml_document_get_node(doc, p->key), at);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ loading
+
+static _Noreturn void die_yaml_syntax(const char *where, const yaml_parser_t *parser) {
+    if (parser->context)
+        die_input("%s:%zu: YAML syntax error: %s (%s at line %zu)", where, parser->problem_mark.line + 1,
+                  parser->problem ? parser->problem : "?", parser->context, parser->context_mark.line + 1);
+    die_input("%s:%zu: YAML syntax error: %s", where, parser->problem_mark.line + 1,
+              parser->problem ? parser->problem : "?");
+}
+
+static void apply_file(Config *cfg, const char *path) {
+    FILE *file = fopen(path, "rb");
+    if (!file) die_input("%s: cannot open config file: %s", path, strerror(errno));
+    yaml_parser_t parser;
+    yaml_document_t doc, next;
+    if (!yaml_parser_initialize(&parser)) die_internal("yaml_parser_initialize failed");
+    yaml_parser_set_input_file(&parser, file);
+    if (!yaml_parser_load(&parser, &doc)) die_yaml_syntax(path, &parser);
+    if (!yaml_parser_load(&parser, &next)) die_yaml_syntax(path, &parser);
+    const yaml_node_t *extra = yaml_document_get_root_node(&next);
+    if (extra) die_input("%s:%zu: a second YAML document; a config is one document", path, extra->start_mark.line + 1);
+    Origin at = {path, 1};
+    apply_root(cfg, &doc, &at);
+    yaml_document_delete(&next);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(file);
+}
+
+// The value text is parsed as YAML, so lists ("[0.996, 1.0]") and nulls read as in a file.
+static void apply_yaml_text(Config *cfg, const char *key, const char *text, const Origin *at) {
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) die_internal("yaml_parser_initialize failed");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
+    if (!yaml_parser_load(&parser, &doc))
+        die_input("%s: %s: cannot read value '%s' as YAML: %s", at->name, key, text,
+                  parser.problem ? parser.problem : "?");
+    apply_key(cfg, key, &doc, yaml_document_get_root_node(&doc), NULL, at);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+}
+
+static void apply_override(Config *cfg, const char *text) {
+    static const Origin command_line = {"command line", 0};
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text) die_input("command line: '%s' is not key=value (e.g. optimization.lr=1e-3)", text);
+    char key[192];
+    if ((size_t)(eq - text) >= sizeof key) die_input("command line: key too long in '%.60s...'", text);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - text), text);
+    apply_yaml_text(cfg, key, eq + 1, &command_line);
+}
+
+void config_defaults(Config *cfg) {
+    static const Origin builtin = {"built-in default", 0};
+    memset(cfg, 0, sizeof *cfg);
+    for (int r = 0; r < N_ROWS; r++)
+        if (!is_mask_row(&schema[r])) apply_yaml_text(cfg, schema[r].key, schema[r].default_yaml, &builtin);
+    apply_yaml_text(cfg, "mask", default_mask_list, &builtin);
+}
+
+void config_load(Config *cfg, const char *path, int n_overrides, char **overrides) {
+    config_defaults(cfg);
+    if (path) apply_file(cfg, path);
+    for (int i = 0; i < n_overrides; i++) apply_override(cfg, overrides[i]);
+}
+
+// ------------------------------------------------------------------------------------------------ validation
+
+// Every key against its row again, for configs changed in code after loading.
+static void validate_each_key(const Config *cfg) {
+    char expected[256];
+    for (int r = 0; r < N_ROWS; r++) {
+        const SchemaRow *row = &schema[r];
+        int copies = is_mask_row(row) ? cfg->num_masks : 1;
+        for (int m = 0; m < copies; m++) {
+            const void *field = const_field_of(cfg, row, m);
+            int ok = 1;
+            switch (row->type) {
+            case T_INT: ok = in_range(row, *(const int *)field); break;
+            case T_NULLABLE_INT: ok = *(const int *)field == 0 || in_range(row, *(const int *)field); break;
+            case T_FLOAT: ok = in_range(row, *(const double *)field); break;
+            case T_BOOL: ok = *(const int *)field == 0 || *(const int *)field == 1; break;
+            case T_STRING: ok = ((const char *)field)[0] && memchr(field, 0, row->size); break;
+            case T_ENUM: ok = memchr(field, 0, row->size) && in_bar_list(field, row->allowed); break;
+            case T_FLOAT_PAIR: {
+                const double *pair = field;
+                ok = in_range(row, pair[0]) && in_range(row, pair[1]) &&
+                     (!(row->flags & ORDERED) || pair[0] <= pair[1]);
+                break;
+            }
+            }
+            if (ok) continue;
+            expected_text(row, expected, sizeof expected);
+            die_input("config: %s: expected %s", row->key, expected);
+        }
+    }
+}
+
+static void require(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void require(int ok, const char *fmt, ...) {
+    if (ok) return;
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    die_input("config: %s", message);
+}
+
+static void validate_model(const Config *cfg) {
+    int custom = !strcmp(cfg->model.model_name, "vit_custom");
+    int embed = cfg->model.embed_dim, depth = cfg->model.depth, heads = cfg->model.num_heads;
+    if (custom)  // named sizes may take explicit overrides (model.c); vit_custom has nothing to fall back on
+        require(embed > 0 && depth > 0 && heads > 0,
+                "model.model_name: vit_custom needs model.embed_dim, model.depth and model.num_heads > 0 (got %d, %d, %d)",
+                embed, depth, heads);
+    if (heads > 0)
+        require(embed % heads == 0, "model.embed_dim (%d) must be a multiple of model.num_heads (%d)", embed, heads);
+    int pred_heads = cfg->model.pred_num_heads ? cfg->model.pred_num_heads : heads;  // heads of named sizes: model code
+    if (pred_heads > 0)
+        require(cfg->model.pred_embed_dim % pred_heads == 0,
+                "model.pred_embed_dim (%d) must be a multiple of the predictor heads (%d, model.%s)",
+                cfg->model.pred_embed_dim, pred_heads, cfg->model.pred_num_heads ? "pred_num_heads" : "num_heads");
+}
+
+void config_validate(const Config *cfg) {
+    require(cfg->num_masks >= 1 && cfg->num_masks <= CONFIG_MAX_MASKS, "mask: expected 1 to %d mask generators, got %d",
+            CONFIG_MAX_MASKS, cfg->num_masks);
+    validate_each_key(cfg);
+    require(cfg->data.crop_size % cfg->data.patch_size == 0,
+            "data.crop_size (%d) must be a multiple of data.patch_size (%d)", cfg->data.crop_size, cfg->data.patch_size);
+    require(cfg->data.num_frames % cfg->data.tubelet_size == 0,
+            "data.num_frames (%d) must be a multiple of data.tubelet_size (%d)", cfg->data.num_frames,
+            cfg->data.tubelet_size);
+    require(cfg->data.num_clips == 1, "data.num_clips: only 1 is supported, got %d", cfg->data.num_clips);
+    require(!cfg->data_aug.auto_augment, "data_aug.auto_augment: only false is supported");
+    require(!cfg->data_aug.motion_shift, "data_aug.motion_shift: only false is supported");
+    require(cfg->data_aug.reprob == 0, "data_aug.reprob: only 0 is supported (no random erasing), got %g",
+            cfg->data_aug.reprob);
+    validate_model(cfg);
+    require(cfg->optimization.warmup <= cfg->optimization.epochs,
+            "optimization.warmup (%d epochs) must not exceed optimization.epochs (%d)", cfg->optimization.warmup,
+            cfg->optimization.epochs);
+    require(cfg->loss.loss_exp == 1, "loss.loss_exp: only L1 (loss_exp: 1) is supported, got %g", cfg->loss.loss_exp);
+    require(cfg->loss.reg_coeff == 0, "loss.reg_coeff: only 0 is supported (no variance regulariser), got %g",
+            cfg->loss.reg_coeff);
+}
+
+// ------------------------------------------------------------------------------------------------ output
+
+// Shortest text that reads back to the same double, with a '.' so that YAML 1.1 readers see a float.
+static void format_double(double v, char *buf, size_t n) {
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, n, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    if (strchr(buf, 'e') && fabs(v) >= 1e-4 && fabs(v) < 1e16) {  // %g chose an exponent that %f does not need
+        for (int decimals = 0; decimals <= 20; decimals++) {
+            snprintf(buf, n, "%.*f", decimals, v);
+            if (strtod(buf, NULL) == v) break;
+        }
+    }
+    if (strchr(buf, '.')) return;
+    char *exponent = strchr(buf, 'e');
+    char mantissa[40];
+    snprintf(mantissa, sizeof mantissa, "%.*s.0%s", exponent ? (int)(exponent - buf) : (int)strlen(buf), buf,
+             exponent ? exponent : "");
+    snprintf(buf, n, "%s", mantissa);
+}
+
+// A double-quoted YAML string: quotes, backslashes and control characters escaped.
+static void quote_yaml(const char *text, char *buf, size_t n) {
+    size_t used = 0;
+    buf[used++] = '"';
+    for (const unsigned char *c = (const unsigned char *)text; *c && used + 6 < n; c++) {
+        if (*c == '"' || *c == '\\')
+            used += (size_t)snprintf(buf + used, n - used, "\\%c", *c);
+        else if (*c < 0x20 || *c == 0x7f)
+            used += (size_t)snprintf(buf + used, n - used, "\\x%02x", *c);
+        else
+            buf[used++] = (char)*c;
+    }
+    buf[used++] = '"';
+    buf[used] = 0;
+}
+
+static void format_value(const SchemaRow *row, const void *field, int for_yaml, char *buf, size_t n) {
+    char a[40], b[40];
+    switch (row->type) {
+    case T_INT: snprintf(buf, n, "%d", *(const int *)field); break;
+    case T_NULLABLE_INT:
+        if (*(const int *)field == 0)
+            snprintf(buf, n, "null");
+        else
+            snprintf(buf, n, "%d", *(const int *)field);
+        break;
+    case T_FLOAT: format_double(*(const double *)field, buf, n); break;
+    case T_BOOL: snprintf(buf, n, "%s", *(const int *)field ? "true" : "false"); break;
+    case T_ENUM: snprintf(buf, n, "%s", (const char *)field); break;
+    case T_STRING:
+        if (for_yaml)
+            quote_yaml(field, buf, n);
+        else
+            snprintf(buf, n, "%s", (const char *)field);
+        break;
+    case T_FLOAT_PAIR:
+        format_double(((const double *)field)[0], a, sizeof a);
+        format_double(((const double *)field)[1], b, sizeof b);
+        snprintf(buf, n, "[%s, %s]", a, b);
+        break;
+    }
+}
+
+// Every key of cfg in schema order, mask keys generator by generator, with its dotted name.
+typedef void (*EntryVisitor)(const char *key, const SchemaRow *row, const void *field, int mask_index, void *ctx);
+
+static void for_each_entry(const Config *cfg, EntryVisitor visit, void *ctx) {
+    char key[160];
+    for (int r = 0; r < N_ROWS; r++) {
+        if (!is_mask_row(&schema[r])) {
+            visit(schema[r].key, &schema[r], const_field_of(cfg, &schema[r], 0), -1, ctx);
+            continue;
+        }
+        if (r > 0 && is_mask_row(&schema[r - 1])) continue;  // the whole list is visited at its first row
+        for (int m = 0; m < cfg->num_masks; m++)
+            for (int q = r; q < N_ROWS && is_mask_row(&schema[q]); q++) {
+                snprintf(key, sizeof key, "mask.%d.%s", m, leaf_of(schema[q].key));
+                visit(key, &schema[q], const_field_of(cfg, &schema[q], m), m, ctx);
+            }
+    }
+}
+
+typedef struct {
+    FILE *out;
+    char section[64];
+    int mask_index;
+} YamlWriter;
+
+static void write_yaml_entry(const char *key, const SchemaRow *row, const void *field, int mask_index, void *ctx) {
+    YamlWriter *w = ctx;
+    char value[1200];
+    size_t len = section_length(key);
+    if (strlen(w->section) != len || strncmp(w->section, key, len)) {
+        snprintf(w->section, sizeof w->section, "%.*s", (int)len, key);
+        fprintf(w->out, "%s:\n", w->section);
+        w->mask_index = -1;
+    }
+    format_value(row, field, 1, value, sizeof value);
+    if (mask_index < 0)
+        fprintf(w->out, "  %s: %s\n", leaf_of(key), value);
+    else
+        fprintf(w->out, "%s%s: %s\n", mask_index != w->mask_index ? "  - " : "    ", leaf_of(key), value);
+    w->mask_index = mask_index;
+}
+
+void config_write_yaml(const Config *cfg, FILE *out) {
+    YamlWriter writer = {out, "", -1};
+    fprintf(out, "# jepa.c resolved config; `jepa config --doc` describes every key\n");
+    for_each_entry(cfg, write_yaml_entry, &writer);
+}
+
+typedef struct {
+    FILE *out;
+    int key_width, value_width;
+} TableWriter;
+
+static void measure_table_entry(const char *key, const SchemaRow *row, const void *field, int mask_index, void *ctx) {
+    TableWriter *t = ctx;
+    char value[1200];
+    format_value(row, field, 0, value, sizeof value);
+    if ((int)strlen(key) > t->key_width) t->key_width = (int)strlen(key);
+    if ((int)strlen(value) > t->value_width) t->value_width = (int)strlen(value);
+}
+
+static void print_table_entry(const char *key, const SchemaRow *row, const void *field, int mask_index, void *ctx) {
+    TableWriter *t = ctx;
+    char value[1200];
+    format_value(row, field, 0, value, sizeof value);
+    fprintf(t->out, "| %-*s | %-*s |\n", t->key_width, key, t->value_width, value);
+}
+
+static void print_table_rule(const TableWriter *t) {
+    fputc('+', t->out);
+    for (int i = 0; i < t->key_width + 2; i++) fputc('-', t->out);
+    fputc('+', t->out);
+    for (int i = 0; i < t->value_width + 2; i++) fputc('-', t->out);
+    fputs("+\n", t->out);
+}
+
+void config_print_table(const Config *cfg, FILE *out) {
+    TableWriter table = {out, (int)strlen("key"), (int)strlen("value")};
+    for_each_entry(cfg, measure_table_entry, &table);
+    print_table_rule(&table);
+    fprintf(out, "| %-*s | %-*s |\n", table.key_width, "key", table.value_width, "value");
+    print_table_rule(&table);
+    for_each_entry(cfg, print_table_entry, &table);
+    print_table_rule(&table);
+}
+
+void config_print_doc(FILE *out) {
+    int key_width = 3, default_width = 7, allowed_width = 5;
+    char allowed[256];
+    for (int r = 0; r < N_ROWS; r++) {
+        const SchemaRow *row = &schema[r];
+        allowed_text(row, allowed, sizeof allowed);
+        if ((int)strlen(row->key) > key_width) key_width = (int)strlen(row->key);
+        int default_len = row->default_yaml ? (int)strlen(row->default_yaml) : 0;
+        if (default_len > default_width) default_width = default_len;
+        if ((int)strlen(allowed) > allowed_width) allowed_width = (int)strlen(allowed);
+    }
+    fprintf(out, "%-*s  %-14s  %-*s  %-*s  %s\n", key_width, "key", "type", default_width, "default", allowed_width,
+            "range", "meaning");
+    for (int r = 0; r < N_ROWS; r++) {
+        const SchemaRow *row = &schema[r];
+        allowed_text(row, allowed, sizeof allowed);
+        fprintf(out, "%-*s  %-14s  %-*s  %-*s  %s\n", key_width, row->key, type_name(row->type), default_width,
+                row->default_yaml ? row->default_yaml : "(required)", allowed_width, allowed, row->doc);
+    }
+    fprintf(out, "\nmask: a list of 1 to %d generators, mask.N = the N-th (from 0); default:\n  %s\n", CONFIG_MAX_MASKS,
+            default_mask_list);
+    fprintf(out, "\nKeys of the official V-JEPA YAML that jepa.c does not store:\n");
+    for (int f = 0; f < N_FOREIGN; f++) {
+        const ForeignKey *fk = &foreign_keys[f];
+        if (fk->accepted)
+            fprintf(out, "  %-26s accepted (%s): %s\n", fk->key, fk->accepted, fk->why);
+        else
+            fprintf(out, "  %-26s rejected: %s\n", fk->key, fk->why);
+    }
+}

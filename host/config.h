@@ -1,0 +1,94 @@
+// config.h: the typed configuration. Sections and key names follow the official V-JEPA pretrain YAML
+// (data, data_aug, mask, model, optimization, loss, meta, logging). config.c holds the schema (type, default,
+// range, one-line doc per key) that parses YAML and key=value overrides into this struct.
+#pragma once
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_MASKS 8
+#define CONFIG_STR 256
+
+typedef struct {
+    int num_blocks;             // blocks per sample; target = their union
+    double spatial_scale[2];    // fraction of the H*W grid per block [lo, hi]
+    double temporal_scale[2];   // fraction of the time grid per block [lo, hi]
+    double aspect_ratio[2];     // block aspect ratio range
+    double max_temporal_keep;   // fraction of time steps a block may cover
+    int max_keep;               // cap on context tokens, 0 = none (YAML null)
+} MaskGenConfig;
+
+typedef struct {
+    struct {
+        char source[32];        // "synthetic" (in-memory bouncing balls); the HDF5 store comes with the data issue
+        int batch_size;         // clips per micro-batch per rank
+        int num_frames;         // frames per clip
+        int tubelet_size;       // frames per token
+        int sampling_rate;      // frame step in the source video
+        int crop_size;          // pixels, square
+        int patch_size;         // pixels per token side
+        int num_clips;          // clips per video sample (1 supported)
+        int synth_balls;        // balls in the synthetic world
+    } data;
+    struct {
+        double random_resize_aspect_ratio[2];
+        double random_resize_scale[2];
+        int horizontal_flip;    // flip probability 0.5 when true
+        int auto_augment, motion_shift;  // accepted as in the official YAML; only false supported
+        double reprob;                   // random erasing probability; only 0 supported
+    } data_aug;
+    MaskGenConfig mask[CONFIG_MAX_MASKS];
+    int num_masks;
+    struct {
+        char model_name[32];    // vit_tiny | vit_small | vit_base | vit_large | vit_huge | vit_custom
+        int embed_dim, depth, num_heads;  // vit_custom only (0 = from model_name)
+        double mlp_ratio;
+        int pred_depth, pred_embed_dim;
+        int pred_num_heads;     // 0 = encoder heads (V-JEPA v1)
+        int uniform_power;      // sincos axis split (V-JEPA: true)
+        int use_mask_tokens, zero_init_mask_tokens;
+        int checkpoint_activations;  // recompute each block's forward in the backward
+    } model;
+    struct {
+        int ipe;                // iterations per epoch
+        double ipe_scale;       // schedule stretch
+        double clip_grad;       // per-module gradient norm clip, after warmup epochs; 0 = off
+        double weight_decay, final_weight_decay;
+        int epochs, warmup;     // warmup in epochs
+        double start_lr, lr, final_lr;
+        double ema[2];          // EMA momentum start, end
+        double betas[2];
+        double eps;
+        int accum_steps;        // micro-batches per optimizer step
+        int max_steps;          // stop after this many steps (0 = epochs * ipe); schedules unchanged
+    } optimization;
+    struct {
+        double loss_exp;        // only 1 (L1) supported
+        double reg_coeff;       // only 0 supported
+    } loss;
+    struct {
+        int seed;
+        char dtype[16];         // float32 | bfloat16
+        char backend[16];       // cpu | cuda
+        int deterministic;
+        int threads;            // CPU threads, 0 = all cores
+    } meta;
+    struct {
+        char folder[CONFIG_STR];     // run folders go under it
+        char write_tag[64];          // run folder name
+        int log_every;               // progress line every N steps
+    } logging;
+} Config;
+
+// Defaults for every key (the schema's defaults). Masks default to V-JEPA's two generators.
+void config_defaults(Config *cfg);
+// Parses path into cfg (defaults first), then applies overrides "a.b=value" in order.
+// Any error: one line naming file:line or "command line", the key, what was expected, the nearest valid key; exit 2.
+void config_load(Config *cfg, const char *path, int n_overrides, char **overrides);
+// Cross-key checks (divisibility, ranges that involve several keys); exits 2 naming the keys.
+void config_validate(const Config *cfg);
+// The resolved config as YAML that config_load reads back to the same struct.
+void config_write_yaml(const Config *cfg, FILE *out);
+// Boxed two-column table of every key and value (printed at start of a run).
+void config_print_table(const Config *cfg, FILE *out);
+// Schema documentation: key, type, default, range, doc (jepa config --doc).
+void config_print_doc(FILE *out);

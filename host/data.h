@@ -1,0 +1,30 @@
+// data.h: the trainer's data source. A clip is a pure function of (meta.seed, global sample index), so any rank,
+// thread or worker count, and any resume point, sees the same clips (DESIGN: randomness).
+// Sources: "synthetic" (bouncing balls rendered in memory). The HDF5 store with its threaded loader comes later
+// behind the same three calls; data_get_clips is synchronous from the caller's side either way.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct DataSource DataSource;
+
+// Opens the source named by data.source; dies with a hint on an unknown source or unusable data keys.
+DataSource *data_open(const Config *cfg);
+// Clips of global samples [first_sample, first_sample + B) into clips (B, T, H, W, 3) float: RGB in [0, 1],
+// normalised per channel with the ImageNet mean and std, mirrored left-right with probability 0.5 when
+// data_aug.horizontal_flip (one draw per clip from rng_stream(seed, RNG_AUG, 0, sample_index)).
+void data_get_clips(DataSource *ds, int64_t first_sample, int B, float *clips);
+void data_close(DataSource *ds);
+// Floats in one clip: T * H * W * 3.
+size_t data_clip_floats(const DataSource *ds);
+
+// Pieces every source shares (the HDF5 source will reuse them).
+extern const double DATA_MEAN[3], DATA_STD[3];  // ImageNet, on RGB in [0, 1]
+// Whether sample_index is flipped (when flips are on): a pure function of (seed, sample_index).
+int data_flip_drawn(uint64_t seed, int64_t sample_index);
+// pixels RGB uint8 -> normalised float, same layout (pixels, 3).
+void data_normalise(const uint8_t *rgb, size_t pixels, float *out);
+// Mirrors each row of frames (T, H, W, 3) in place.
+void data_hflip(float *frames, int T, int H, int W);

@@ -1,0 +1,86 @@
+// model.h: V-JEPA v1 (encoder, predictor, target encoder, L1 loss) written once against the backend op interface.
+#pragma once
+#include <stdint.h>
+
+#include "arena.h"
+#include "backend.h"
+#include "config.h"
+#include "masks.h"
+#include "tensors.h"
+
+#define TENSORS_PER_BLOCK 12  // norm1 w,b; qkv w,b; proj w,b; norm2 w,b; fc1 w,b; fc2 w,b
+
+typedef struct {
+    int width, depth, heads, head_dim, mlp_hidden;
+    double ln_eps;
+    int first_block_tensor;  // table index of blocks.0.norm1.weight
+    int norm_tensor;         // table index of the final norm's weight (bias follows)
+    ModuleId module;
+} StackDims;
+
+typedef struct {
+    int frames, crop, tubelet, patch;
+    int grid_t, grid_h, grid_w, tokens;  // token grid, tokens = grid_t * grid_h * grid_w
+    int patch_dim;                       // 3 * tubelet * patch * patch
+    int num_masks;                       // mask generators
+    int num_mask_tokens;                 // V-JEPA v1: one per generator
+    int checkpoint_activations;
+    StackDims enc, pred;
+    int patch_w, patch_b;                // table indices
+    int pred_embed_w, pred_embed_b, pred_proj_w, pred_proj_b, mask_token0;
+} ModelDims;
+
+// Element sizes the arena plan is made for (a backend's, or the config's dtype for --dry-run on another machine).
+typedef struct {
+    size_t esize, ssize;
+} ElemSizes;
+
+typedef struct Model Model;
+typedef void (*BlockGradsHook)(void *ctx, ModuleId module, int block);
+
+struct Model {
+    Backend *be;
+    ModelDims dims;
+    TensorTable table;
+    void *params;       // master parameters [table.total], msize
+    void *work;         // working copy [table.total], esize (aliases params when esize == msize)
+    void *grads;        // parameter gradients [table.total], msize
+    void *adam_m, *adam_v;  // AdamW moments [table.total], msize
+    void *target;       // target encoder master [encoder numel], msize, same offsets as the encoder
+    void *target_work;  // its working copy, esize (aliases target when esize == msize)
+    void *pos_enc;      // fixed sincos [tokens, enc.width], esize
+    void *pos_pred;     // fixed sincos [tokens, pred.width], esize
+    void *loss_slots;   // per-generator loss of the current step [num_masks], ssize
+    Arena arena;        // activations
+    double *staging;    // host clips in double for upload [B*T*H*W*3]
+    int max_batch;      // the batch the arena was planned for
+    BlockGradsHook on_block_grads;  // called after each block's backward (overlapped all-reduce); may be NULL
+    void *hook_ctx;
+};
+
+// One micro-batch: host clips and, per generator, host masks.
+typedef struct {
+    int B;
+    const float *clips;  // [B, frames, crop, crop, 3] normalised
+    const MaskBatch *masks;  // [num_masks]
+} MicroBatch;
+
+typedef struct {
+    double target_std;  // mean per-dimension std of the normalised target features across tokens (collapse signal)
+} MicroStats;
+
+void model_dims_from_config(const Config *cfg, ModelDims *dims);  // exits 2 on an impossible model
+void model_build_table(const ModelDims *dims, TensorTable *table);
+// Arena bytes one micro-batch of B clips needs with the given token counts (one per generator).
+size_t model_plan_arena(const ModelDims *dims, ElemSizes sizes, int B, const int *n_ctx, const int *n_tgt);
+
+Model *model_create(const Config *cfg, Backend *be);
+void model_free(Model *m);
+// Zero gradients and loss slots (start of an optimizer step).
+void model_zero_step(Model *m);
+// Forward (and backward when `backward`) of one micro-batch. Gradients accumulate into m->grads scaled by
+// grad_scale (1/accum_steps); each generator's loss accumulates into loss_slots scaled by grad_scale.
+void model_micro_step(Model *m, const MicroBatch *mb, double grad_scale, int backward, MicroStats *stats);
+void model_read_losses(Model *m, double *losses /* [num_masks] */);
+// Fixed 3D sincos table [grid_t*grid_h*grid_w, dim] as V-JEPA builds it (uniform_power: equal axis widths).
+void sincos_3d_table(int dim, int grid_t, int grid_h, int grid_w, int uniform_power, double *table);

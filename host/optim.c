@@ -1,0 +1,81 @@
+// optim.c: see optim.h.
+#include "optim.h"
+
+#include <math.h>
+
+#include "common.h"
+
+long schedule_total_steps(const Config *cfg) {
+    return (long)(cfg->optimization.ipe_scale * cfg->optimization.epochs * cfg->optimization.ipe);
+}
+
+long train_total_steps(const Config *cfg) {
+    const long full = (long)cfg->optimization.epochs * cfg->optimization.ipe;
+    const long cap = cfg->optimization.max_steps;
+    return cap > 0 && cap < full ? cap : full;
+}
+
+static double lr_at(const Config *cfg, long s) {
+    const double warmup = (double)cfg->optimization.warmup * cfg->optimization.ipe;
+    const double T = (double)schedule_total_steps(cfg);
+    const double start = cfg->optimization.start_lr, ref = cfg->optimization.lr, final = cfg->optimization.final_lr;
+    if (s < warmup) return start + (double)s / warmup * (ref - start);
+    const double progress = (s - warmup) / fmax(1.0, T - warmup);
+    return fmax(final, final + (ref - final) * 0.5 * (1.0 + cos(M_PI * progress)));
+}
+
+static double wd_at(const Config *cfg, long s) {
+    const double T = (double)schedule_total_steps(cfg);
+    const double ref = cfg->optimization.weight_decay, final = cfg->optimization.final_weight_decay;
+    const double wd = final + (ref - final) * 0.5 * (1.0 + cos(M_PI * (double)s / T));
+    return final <= ref ? fmax(final, wd) : fmin(final, wd);  // clamped toward the final value
+}
+
+Schedule schedule_at(const Config *cfg, long iter) {
+    Schedule s;
+    s.lr = lr_at(cfg, iter + 1);
+    s.weight_decay = wd_at(cfg, iter + 1);
+    const double m0 = cfg->optimization.ema[0], m1 = cfg->optimization.ema[1];
+    s.ema_momentum = m0 + (double)iter * (m1 - m0) / (cfg->optimization.ipe * cfg->optimization.epochs *
+                                                      cfg->optimization.ipe_scale);
+    const long epoch = iter / cfg->optimization.ipe;
+    s.clip = cfg->optimization.clip_grad > 0 && epoch > cfg->optimization.warmup;
+    return s;
+}
+
+// AdamW over runs of consecutive tensors that share a decay flag: the four groups as flat ranges.
+static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step) {
+    Backend *be = m->be;
+    const TensorTable *t = &m->table;
+    int i = 0;
+    while (i < t->count) {
+        int j = i;
+        while (j + 1 < t->count && t->tensors[j + 1].decay == t->tensors[i].decay) j++;
+        const size_t begin = t->tensors[i].offset, end = t->tensors[j].offset + t->tensors[j].numel;
+        const size_t at = begin * be->msize;
+        const double wd = t->tensors[i].decay ? s->weight_decay : 0.0;
+        be->adamw(be, (char *)m->params + at, (char *)m->grads + at, (char *)m->adam_m + at, (char *)m->adam_v + at,
+                  end - begin, s->lr, cfg->optimization.betas[0], cfg->optimization.betas[1], cfg->optimization.eps,
+                  wd, step);
+        i = j + 1;
+    }
+}
+
+void optim_step(Model *m, const Config *cfg, const Schedule *s, long step, OptimStats *stats) {
+    Backend *be = m->be;
+    const TensorTable *t = &m->table;
+    for (int mod = 0; mod < MODULE_COUNT; mod++) {
+        void *g = (char *)m->grads + t->module_begin[mod] * be->msize;
+        const size_t n = table_module_numel(t, mod);
+        const double norm = sqrt(be->sum_squares(be, g, n));
+        stats->grad_norm[mod] = norm;
+        // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
+        const double coef = cfg->optimization.clip_grad / (norm + 1e-6);
+        if (s->clip && coef < 1.0) be->scale_master(be, g, coef, n);
+    }
+    adamw_groups(m, cfg, s, step);
+    const size_t enc = table_module_numel(t, MODULE_ENCODER);
+    be->ema(be, m->target, m->params, enc, s->ema_momentum);
+    be->cast_params(be, m->work, m->params, t->total);
+    be->cast_params(be, m->target_work, m->target, enc);
+}

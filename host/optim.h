@@ -1,0 +1,23 @@
+// optim.h: V-JEPA v1's recipe: warmup + cosine LR (ipe_scale stretch), cosine weight decay, linear EMA momentum,
+// AdamW over four groups (encoder/predictor x decay/no-decay), per-module gradient clipping after the warmup epochs.
+#pragma once
+#include "config.h"
+#include "model.h"
+
+typedef struct {
+    double lr, weight_decay, ema_momentum;
+    int clip;  // clip this step (epoch index > warmup epochs and clip_grad > 0)
+} Schedule;
+
+// Values for 0-based iteration `iter`. The official schedulers step before each iteration starting at 1, so the
+// LR and WD use iter + 1; the momentum generator yields its value for iter itself.
+Schedule schedule_at(const Config *cfg, long iter);
+long schedule_total_steps(const Config *cfg);   // ipe_scale * epochs * ipe
+long train_total_steps(const Config *cfg);      // epochs * ipe, or max_steps when smaller and set
+
+typedef struct {
+    double grad_norm[MODULE_COUNT];  // before clipping
+} OptimStats;
+
+// Clip (per module), AdamW step number `step` (1-based), EMA of the target, refresh the working copies.
+void optim_step(Model *m, const Config *cfg, const Schedule *s, long step, OptimStats *stats);

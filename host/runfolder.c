@@ -1,0 +1,67 @@
+// runfolder.c: see runfolder.h.
+#include "runfolder.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "provenance.h"
+
+static void make_dirs(const char *path) {
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) die_input("logging.folder: cannot create %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) die_input("logging.folder: cannot create %s: %s", buf, strerror(errno));
+}
+
+static FILE *open_in(const RunFolder *rf, const char *name, const char *mode) {
+    char file[1100];
+    snprintf(file, sizeof(file), "%s/%s", rf->path, name);
+    FILE *f = fopen(file, mode);
+    if (!f) die_input("cannot write %s: %s", file, strerror(errno));
+    return f;
+}
+
+void run_folder_open(RunFolder *rf, const Config *cfg, const char *device, const char *command) {
+    make_dirs(cfg->logging.folder);
+    for (int k = 1;; k++) {
+        if (k == 1) snprintf(rf->path, sizeof(rf->path), "%s/%s", cfg->logging.folder, cfg->logging.write_tag);
+        else snprintf(rf->path, sizeof(rf->path), "%s/%s-%d", cfg->logging.folder, cfg->logging.write_tag, k);
+        if (mkdir(rf->path, 0755) == 0) break;
+        if (errno != EEXIST) die_input("logging.folder: cannot create %s: %s", rf->path, strerror(errno));
+    }
+    FILE *f = open_in(rf, "config.yaml", "w");
+    config_write_yaml(cfg, f);
+    fclose(f);
+    f = open_in(rf, "provenance.json", "w");
+    provenance_write(f, device, command);
+    fclose(f);
+    rf->log = open_in(rf, "train.log", "w");
+    rf->metrics = open_in(rf, "metrics.jsonl", "w");
+}
+
+void run_folder_close(RunFolder *rf) {
+    if (rf->log) fclose(rf->log);
+    if (rf->metrics) fclose(rf->metrics);
+    rf->log = rf->metrics = NULL;
+}
+
+void run_log(RunFolder *rf, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    if (!rf->log) return;
+    va_start(ap, fmt);
+    vfprintf(rf->log, fmt, ap);
+    va_end(ap);
+    fflush(rf->log);
+}
