@@ -47,7 +47,8 @@ struct Backend {
                        const void *w, int M, int N, int K);
 
     // ---- normalisation
-    // out[R,C] = (inp - mean) * rstd * w + bias; w and bias both NULL for the non-affine form. mean, rstd: [R] stats.
+    // out[R,C] = (inp - mean) * rstd * w + bias; w and bias both NULL for the non-affine form. mean, rstd: [R] stats,
+    // either may be NULL for a forward with no backward.
     void (*layernorm_fwd)(Backend *b, void *out, void *mean, void *rstd, const void *inp, const void *w,
                           const void *bias, int R, int C, double eps);
     // dinp[R,C] +=, dw[C] +=, dbias[C] += (dw, dbias NULL when w is NULL).
@@ -57,6 +58,7 @@ struct Backend {
     // ---- attention, softmax(q k^T / sqrt(hd)) v per head
     // qkv[B,N,3,H,hd] (PyTorch's fused qkv Linear output), out[B,N,H,hd], lse[B,H,N] stats (kept for backward).
     // frame_tokens > 0: frame-causal, token i sees token j iff j/frame_tokens <= i/frame_tokens; 0: full attention.
+    // lse may be NULL for a forward with no backward.
     void (*attention_fwd)(Backend *b, void *out, void *lse, const void *qkv, int B, int N, int H, int hd,
                           int frame_tokens);
     // dqkv[B,N,3,H,hd] +=
@@ -76,7 +78,7 @@ struct Backend {
     // dinp[b, idx[b,i], :] += dout[b,i,:]
     void (*scatter_add_tokens)(Backend *b, void *dinp, const void *dout, const int32_t *idx, int B, int n, int Nsrc,
                                int C);
-    // dst[b, dst_start + i, :] (=, or += when accumulate) src[b, src_start + i, :] for i < count
+    // dst[b, dst_start + i, :] (=, or += when accumulate) src[b, src_start + i, :] for i < count; no overlap
     void (*copy_tokens)(Backend *b, void *dst, int dst_tokens, int dst_start, const void *src, int src_tokens,
                         int src_start, int count, int B, int C, int accumulate);
     // x[b,i,:] += table[idx[b,i], :] (idx NULL: row i), table [Ntable, C] e.g. a position embedding
@@ -91,15 +93,17 @@ struct Backend {
 
     // ---- loss and statistics
     // loss_out[0] (stat) += mean_i |pred_i - target_i| * loss_scale over n elements;
-    // dpred[n] += sign(pred - target) * grad_scale / n
+    // dpred[n] += sign(pred - target) * grad_scale / n. Either output may be NULL.
     void (*l1_loss)(Backend *b, void *loss_out, void *dpred, const void *pred, const void *target, size_t n,
                     double loss_scale, double grad_scale);
-    // mean over columns of the standard deviation of each column across the R rows of x[R,C] (collapse signal)
-    double (*mean_column_std)(Backend *b, const void *x, int R, int C);
+    // out[0] (stat) += scale * the mean over columns of the standard deviation of each column across the R rows of
+    // x[R,C] (the collapse signal)
+    void (*mean_column_std)(Backend *b, void *out, const void *x, int R, int C, double scale);
 
-    // ---- optimizer (master-type flat buffers)
-    double (*sum_squares)(Backend *b, const void *x, size_t n);              // returns to host (synchronises)
-    void (*scale_master)(Backend *b, void *x, double factor, size_t n);     // x *= factor
+    // ---- optimizer (master-type flat buffers). Norms stay on the device: no host round trip inside a step.
+    void (*sum_squares)(Backend *b, void *out, const void *x, size_t n);  // out[0] (stat) = sum x^2
+    // torch's clip_grad_norm_: x *= max_norm / (sqrt(sumsq[0]) + 1e-6) when that is below 1 (sumsq: a stat slot)
+    void (*clip_by_norm)(Backend *b, void *x, size_t n, const void *sumsq, double max_norm);
     // PyTorch AdamW: p -= lr*wd*p; m,v moments; p -= lr * mhat / (sqrt(vhat) + eps); step counts from 1.
     void (*adamw)(Backend *b, void *param, const void *grad, void *m, void *v, size_t n, double lr, double beta1,
                   double beta2, double eps, double weight_decay, long step);

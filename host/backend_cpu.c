@@ -2,6 +2,7 @@
 // backend_cpu.c: the CPU Backend (backend.h) over kernels/*_cpu.c: fp32 for training, fp64 for finite-difference
 // tests. Backend memory is host memory, so upload/download are copies and nothing is ever asynchronous.
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
@@ -145,9 +146,14 @@ static void FN(cpu_l1_loss)(Backend *b, void *loss_out, void *dpred, const void 
                             double loss_scale, double grad_scale) {
     FN(l1_loss)(loss_out, dpred, pred, target, n, loss_scale, grad_scale);
 }
-static double FN(cpu_mean_column_std)(Backend *b, const void *x, int R, int C) { return FN(mean_column_std)(x, R, C); }
-static double FN(cpu_sum_squares)(Backend *b, const void *x, size_t n) { return FN(sum_squares)(x, n); }
-static void FN(cpu_scale_master)(Backend *b, void *x, double factor, size_t n) { FN(scale_master)(x, factor, n); }
+static void FN(cpu_mean_column_std)(Backend *b, void *out, const void *x, int R, int C, double scale) {
+    *(real *)out += (real)(scale * FN(mean_column_std)(x, R, C));
+}
+static void FN(cpu_sum_squares)(Backend *b, void *out, const void *x, size_t n) { *(real *)out = (real)FN(sum_squares)(x, n); }
+static void FN(cpu_clip_by_norm)(Backend *b, void *x, size_t n, const void *sumsq, double max_norm) {
+    const double coef = max_norm / (sqrt((double)*(const real *)sumsq) + 1e-6);
+    if (coef < 1.0) FN(scale_master)(x, coef, n);
+}
 static void FN(cpu_adamw)(Backend *b, void *param, const void *grad, void *m, void *v, size_t n, double lr,
                           double beta1, double beta2, double eps, double weight_decay, long step) {
     FN(adamw)(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
@@ -181,7 +187,7 @@ static void FN(cpu_set_ops)(Backend *b) {
     b->l1_loss = FN(cpu_l1_loss);
     b->mean_column_std = FN(cpu_mean_column_std);
     b->sum_squares = FN(cpu_sum_squares);
-    b->scale_master = FN(cpu_scale_master);
+    b->clip_by_norm = FN(cpu_clip_by_norm);
     b->adamw = FN(cpu_adamw);
     b->ema = FN(cpu_ema);
     b->cast_params = FN(cpu_cast_params);

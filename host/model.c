@@ -427,7 +427,7 @@ static void embed_patches(Model *m, void *weights, const MicroBuffers *mb, void 
     be->add_rows(be, out, m->pos_enc, NULL, B, d->tokens, d->enc.width);
 }
 
-static double target_features(Model *m, MicroBuffers *mb, int B) {
+static void target_features(Model *m, MicroBuffers *mb, int B, double scale) {
     Backend *be = m->be;
     const ModelDims *d = &m->dims;
     const int N = d->tokens, D = d->enc.width;
@@ -435,7 +435,7 @@ static double target_features(Model *m, MicroBuffers *mb, int B) {
     stack_forward(m, m->target_work, &mb->target);
     // V-JEPA normalises the targets with a second, non-affine LayerNorm (eps 1e-5).
     be->layernorm_fwd(be, mb->h, mb->h_mean, mb->h_rstd, mb->target.out, NULL, NULL, B * N, D, 1e-5);
-    return be->mean_column_std(be, mb->h, B * N, D);
+    be->mean_column_std(be, model_stat_slot(m, STAT_TARGET_STD), mb->h, B * N, D, scale);
 }
 
 static void upload_masks(Backend *be, const MaskBatch *mk, GenBuffers *g) {
@@ -469,7 +469,7 @@ static void generator_forward(Model *m, MicroBuffers *mb, GenBuffers *g, int gen
     // loss against the normalised targets at the target positions
     be->gather_tokens(be, g->h_tgt, mb->h, g->tgt_idx, B, nt, N, D);
     be->zero(be, g->d_pred_out, (size_t)B * nt * D * es);
-    void *slot = (char *)m->loss_slots + (size_t)gen * be->ssize;
+    void *slot = (char *)m->stats + (size_t)gen * be->ssize;
     be->l1_loss(be, slot, g->d_pred_out, g->pred_out, g->h_tgt, (size_t)B * nt * D, loss_scale, grad_scale);
 }
 
@@ -501,7 +501,7 @@ static void generator_backward(Model *m, MicroBuffers *mb, GenBuffers *g, int ge
     be->scatter_add_tokens(be, mb->d_embedded, g->enc.d_stream, g->ctx_idx, B, nc, N, D);
 }
 
-void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int backward, MicroStats *stats) {
+void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int backward) {
     Backend *be = m->be;
     const ModelDims *d = &m->dims;
     const int B = batch->B, N = d->tokens, D = d->enc.width;
@@ -514,8 +514,7 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
     for (size_t i = 0; i < clip_elems; i++) m->staging[i] = batch->clips[i];
     be->upload_f64(be, mb.clips, be->esize, m->staging, clip_elems);
     be->patchify(be, mb.patches, mb.clips, B, d->frames, d->crop, d->crop, d->tubelet, d->patch);
-    const double target_std = target_features(m, &mb, B);
-    if (stats) stats->target_std = target_std;
+    target_features(m, &mb, B, grad_scale);
     embed_patches(m, m->work, &mb, mb.embedded, B);
     be->zero(be, mb.d_embedded, (size_t)B * N * D * be->esize);
     const size_t mark = arena_mark(&m->arena);
@@ -572,7 +571,7 @@ Model *model_create(const Config *cfg, Backend *be) {
     be->cast_params(be, m->target_work, m->target, enc);
     upload_table(be, &m->pos_enc, d->tokens, d->enc.width, cfg->model.uniform_power, d);
     upload_table(be, &m->pos_pred, d->tokens, d->pred.width, cfg->model.uniform_power, d);
-    m->loss_slots = be->alloc(be, (size_t)d->num_masks * be->ssize);
+    m->stats = be->alloc(be, (size_t)(d->num_masks + STAT_EXTRA) * be->ssize);
     // Plan the arena for the largest token counts: every context and every target as long as the clip.
     int n_max[CONFIG_MAX_MASKS];
     for (int g = 0; g < d->num_masks; g++) n_max[g] = d->tokens;
@@ -589,7 +588,7 @@ void model_free(Model *m) {
     if (m->work != m->params) be->release(be, m->work);
     if (m->target_work != m->target) be->release(be, m->target_work);
     void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->target,
-                       m->pos_enc, m->pos_pred, m->loss_slots, m->arena.base};
+                       m->pos_enc, m->pos_pred, m->stats, m->arena.base};
     for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++) be->release(be, buffers[i]);
     free(m->staging);
     table_free(&m->table);
@@ -599,9 +598,23 @@ void model_free(Model *m) {
 void model_zero_step(Model *m) {
     Backend *be = m->be;
     be->zero(be, m->grads, m->table.total * be->msize);
-    be->zero(be, m->loss_slots, (size_t)m->dims.num_masks * be->ssize);
+    be->zero(be, m->stats, (size_t)(m->dims.num_masks + STAT_EXTRA) * be->ssize);
 }
 
-void model_read_losses(Model *m, double *losses) {
-    m->be->download_f64(m->be, losses, m->loss_slots, m->be->ssize, (size_t)m->dims.num_masks);
+void *model_stat_slot(Model *m, int which) {
+    return (char *)m->stats + (size_t)(m->dims.num_masks + which) * m->be->ssize;
+}
+
+void model_read_stats(Model *m, StepStats *out) {
+    const int G = m->dims.num_masks;
+    double v[CONFIG_MAX_MASKS + STAT_EXTRA];
+    m->be->download_f64(m->be, v, m->stats, m->be->ssize, (size_t)(G + STAT_EXTRA));
+    memset(out, 0, sizeof(*out));
+    for (int g = 0; g < G; g++) {
+        out->loss[g] = v[g];
+        out->loss_mean += v[g] / G;
+    }
+    out->target_std = v[G + STAT_TARGET_STD];
+    out->grad_norm[MODULE_ENCODER] = sqrt(v[G + STAT_SUMSQ_ENCODER]);
+    out->grad_norm[MODULE_PREDICTOR] = sqrt(v[G + STAT_SUMSQ_PREDICTOR]);
 }

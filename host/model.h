@@ -50,7 +50,8 @@ struct Model {
     void *target_work;  // its working copy, esize (aliases target when esize == msize)
     void *pos_enc;      // fixed sincos [tokens, enc.width], esize
     void *pos_pred;     // fixed sincos [tokens, pred.width], esize
-    void *loss_slots;   // per-generator loss of the current step [num_masks], ssize
+    void *stats;        // the step's statistics, ssize: [num_masks] losses, target std, gradient sum of squares
+                        // per module (STAT_* below); read once per step, the only host sync of a step
     Arena arena;        // activations
     double *staging;    // host clips in double for upload [B*T*H*W*3]
     int max_batch;      // the batch the arena was planned for
@@ -65,9 +66,15 @@ typedef struct {
     const MaskBatch *masks;  // [num_masks]
 } MicroBatch;
 
+// Offsets into Model.stats after the per-generator losses.
+enum { STAT_TARGET_STD = 0, STAT_SUMSQ_ENCODER = 1, STAT_SUMSQ_PREDICTOR = 2, STAT_EXTRA = 3 };
+
 typedef struct {
+    double loss[CONFIG_MAX_MASKS];  // per generator, averaged over micro-batches
+    double loss_mean;               // averaged over generators (what V-JEPA logs)
     double target_std;  // mean per-dimension std of the normalised target features across tokens (collapse signal)
-} MicroStats;
+    double grad_norm[MODULE_COUNT];  // before clipping
+} StepStats;
 
 void model_dims_from_config(const Config *cfg, ModelDims *dims);  // exits 2 on an impossible model
 void model_build_table(const ModelDims *dims, TensorTable *table);
@@ -76,11 +83,14 @@ size_t model_plan_arena(const ModelDims *dims, ElemSizes sizes, int B, const int
 
 Model *model_create(const Config *cfg, Backend *be);
 void model_free(Model *m);
-// Zero gradients and loss slots (start of an optimizer step).
+// Zero gradients and statistics (start of an optimizer step).
 void model_zero_step(Model *m);
 // Forward (and backward when `backward`) of one micro-batch. Gradients accumulate into m->grads scaled by
-// grad_scale (1/accum_steps); each generator's loss accumulates into loss_slots scaled by grad_scale.
-void model_micro_step(Model *m, const MicroBatch *mb, double grad_scale, int backward, MicroStats *stats);
-void model_read_losses(Model *m, double *losses /* [num_masks] */);
+// grad_scale (1/accum_steps); each generator's loss and the target std accumulate into m->stats scaled likewise.
+void model_micro_step(Model *m, const MicroBatch *mb, double grad_scale, int backward);
+// Pointer to statistic `which` (STAT_*) in m->stats.
+void *model_stat_slot(Model *m, int which);
+// Downloads the step's statistics (synchronises).
+void model_read_stats(Model *m, StepStats *out);
 // Fixed 3D sincos table [grid_t*grid_h*grid_w, dim] as V-JEPA builds it (uniform_power: equal axis widths).
 void sincos_3d_table(int dim, int grid_t, int grid_h, int grid_w, int uniform_power, double *table);

@@ -61,17 +61,16 @@ static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long st
     }
 }
 
-void optim_step(Model *m, const Config *cfg, const Schedule *s, long step, OptimStats *stats) {
+void optim_step(Model *m, const Config *cfg, const Schedule *s, long step) {
     Backend *be = m->be;
     const TensorTable *t = &m->table;
+    const int slots[MODULE_COUNT] = {STAT_SUMSQ_ENCODER, STAT_SUMSQ_PREDICTOR};
     for (int mod = 0; mod < MODULE_COUNT; mod++) {
         void *g = (char *)m->grads + t->module_begin[mod] * be->msize;
         const size_t n = table_module_numel(t, mod);
-        const double norm = sqrt(be->sum_squares(be, g, n));
-        stats->grad_norm[mod] = norm;
-        // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
-        const double coef = cfg->optimization.clip_grad / (norm + 1e-6);
-        if (s->clip && coef < 1.0) be->scale_master(be, g, coef, n);
+        void *sumsq = model_stat_slot(m, slots[mod]);
+        be->sum_squares(be, sumsq, g, n);
+        if (s->clip) be->clip_by_norm(be, g, n, sumsq, cfg->optimization.clip_grad);
     }
     adamw_groups(m, cfg, s, step);
     const size_t enc = table_module_numel(t, MODULE_ENCODER);

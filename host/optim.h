@@ -15,9 +15,6 @@ Schedule schedule_at(const Config *cfg, long iter);
 long schedule_total_steps(const Config *cfg);   // ipe_scale * epochs * ipe
 long train_total_steps(const Config *cfg);      // epochs * ipe, or max_steps when smaller and set
 
-typedef struct {
-    double grad_norm[MODULE_COUNT];  // before clipping
-} OptimStats;
-
-// Clip (per module), AdamW step number `step` (1-based), EMA of the target, refresh the working copies.
-void optim_step(Model *m, const Config *cfg, const Schedule *s, long step, OptimStats *stats);
+// Gradient norms into m->stats, clipping (per module), AdamW step number `step` (1-based), EMA of the target,
+// working copies refreshed. Nothing returns to the host.
+void optim_step(Model *m, const Config *cfg, const Schedule *s, long step);

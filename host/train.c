@@ -32,10 +32,9 @@ typedef struct {
     long step, total;
     int epoch;
     Schedule sched;
-    OptimStats optim;
-    double loss, loss_per_mask[CONFIG_MAX_MASKS];
+    StepStats stats;
     double tokens_ctx[CONFIG_MAX_MASKS], tokens_tgt[CONFIG_MAX_MASKS];  // mean over micro-batches
-    double target_std, step_s, data_s, clips_per_s;
+    double step_s, data_s, clips_per_s;
 } StepRecord;
 
 static json_object *double_array(const double *v, int n) {
@@ -48,17 +47,17 @@ static void write_metrics(FILE *out, const StepRecord *r, int num_masks) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "step", json_object_new_int64(r->step));
     json_object_object_add(o, "epoch", json_object_new_int(r->epoch));
-    json_object_object_add(o, "loss", json_object_new_double(r->loss));
-    json_object_object_add(o, "loss_per_mask", double_array(r->loss_per_mask, num_masks));
+    json_object_object_add(o, "loss", json_object_new_double(r->stats.loss_mean));
+    json_object_object_add(o, "loss_per_mask", double_array(r->stats.loss, num_masks));
     json_object_object_add(o, "lr", json_object_new_double(r->sched.lr));
     json_object_object_add(o, "wd", json_object_new_double(r->sched.weight_decay));
     json_object_object_add(o, "ema_momentum", json_object_new_double(r->sched.ema_momentum));
-    json_object_object_add(o, "grad_norm_encoder", json_object_new_double(r->optim.grad_norm[MODULE_ENCODER]));
-    json_object_object_add(o, "grad_norm_predictor", json_object_new_double(r->optim.grad_norm[MODULE_PREDICTOR]));
+    json_object_object_add(o, "grad_norm_encoder", json_object_new_double(r->stats.grad_norm[MODULE_ENCODER]));
+    json_object_object_add(o, "grad_norm_predictor", json_object_new_double(r->stats.grad_norm[MODULE_PREDICTOR]));
     json_object_object_add(o, "clip_active", json_object_new_boolean(r->sched.clip));
     json_object_object_add(o, "tokens_context", double_array(r->tokens_ctx, num_masks));
     json_object_object_add(o, "tokens_target", double_array(r->tokens_tgt, num_masks));
-    json_object_object_add(o, "target_std", json_object_new_double(r->target_std));
+    json_object_object_add(o, "target_std", json_object_new_double(r->stats.target_std));
     json_object_object_add(o, "step_s", json_object_new_double(r->step_s));
     json_object_object_add(o, "data_wait_s", json_object_new_double(r->data_s));
     json_object_object_add(o, "clips_per_s", json_object_new_double(r->clips_per_s));
@@ -77,8 +76,8 @@ static void print_progress(RunFolder *rf, const StepRecord *r, double elapsed) {
     char eta[32];
     format_duration(elapsed / r->step * (r->total - r->step), eta, sizeof(eta));
     run_log(rf, "step %6ld/%ld | epoch %3d | loss %.5f | lr %.3e | %.1f clips/s | data %4.1f%% | target std %.3f | ETA %s\n",
-            r->step, r->total, r->epoch, r->loss, r->sched.lr, r->clips_per_s, 100.0 * r->data_s / r->step_s,
-            r->target_std, eta);
+            r->step, r->total, r->epoch, r->stats.loss_mean, r->sched.lr, r->clips_per_s,
+            100.0 * r->data_s / r->step_s, r->stats.target_std, eta);
 }
 
 // Everything one rank needs for a step: the model, the data and the host buffers.
@@ -111,14 +110,11 @@ static void train_step(Trainer *tr, long step, StepRecord *r) {
             r->tokens_tgt[g] += (double)tr->masks[g].n_tgt / accum;
         }
         const MicroBatch mb = {B, tr->clips, tr->masks};
-        MicroStats ms;
-        model_micro_step(m, &mb, 1.0 / accum, 1, &ms);
-        r->target_std += ms.target_std / accum;
+        model_micro_step(m, &mb, 1.0 / accum, 1);
         for (int g = 0; g < G; g++) mask_batch_free(&tr->masks[g]);
     }
-    optim_step(m, cfg, &r->sched, step + 1, &r->optim);
-    model_read_losses(m, r->loss_per_mask);
-    for (int g = 0; g < G; g++) r->loss += r->loss_per_mask[g] / G;
+    optim_step(m, cfg, &r->sched, step + 1);
+    model_read_stats(m, &r->stats);  // the step's one host synchronisation
     r->step = step + 1;
     r->epoch = (int)(step / cfg->optimization.ipe);
     r->step_s = now_seconds() - t0;
@@ -148,9 +144,9 @@ int train_run(const Config *cfg, const char *command) {
     for (long step = 0; step < total; step++) {
         train_step(&tr, step, &r);
         write_metrics(rf.metrics, &r, cfg->num_masks);
-        if (!isfinite(r.loss)) {
-            run_log(&rf, "error: the loss is %f at step %ld; stopping (the run folder keeps the metrics)\n", r.loss,
-                    r.step);
+        if (!isfinite(r.stats.loss_mean)) {
+            run_log(&rf, "error: the loss is %f at step %ld; stopping (the run folder keeps the metrics)\n",
+                    r.stats.loss_mean, r.step);
             rc = JEPA_EXIT_INTERNAL;
             break;
         }
@@ -159,7 +155,7 @@ int train_run(const Config *cfg, const char *command) {
     }
     if (rc == JEPA_EXIT_OK)
         run_log(&rf, "done: %ld steps in %.1f s, final loss %.5f, target std %.3f; run folder %s\n", r.step,
-                now_seconds() - start, r.loss, r.target_std, rf.path);
+                now_seconds() - start, r.stats.loss_mean, r.stats.target_std, rf.path);
     free(tr.clips);
     data_close(tr.data);
     model_free(tr.model);
@@ -221,10 +217,11 @@ int train_dry_run(const Config *cfg) {
     const double accum = cfg->optimization.accum_steps;
     printf("FLOPs per step (batch %d x %d micro-batches, per rank): %s\n", B, (int)accum,
            human(f.total * accum, a, sizeof a));
+    char e[32], g[32];
     printf("  target forward %s | context forward %s backward %s | predictor forward %s backward %s | attention %.0f%%\n",
            human(f.target_fwd * accum, a, sizeof a), human(f.context_fwd * accum, b, sizeof b),
-           human(f.context_bwd * accum, c, sizeof c), human(f.predictor_fwd * accum, a, sizeof a),
-           human(f.predictor_bwd * accum, b, sizeof b), 100.0 * f.attention / f.total);
+           human(f.context_bwd * accum, c, sizeof c), human(f.predictor_fwd * accum, e, sizeof e),
+           human(f.predictor_bwd * accum, g, sizeof g), 100.0 * f.attention / f.total);
     const int bf16 = strcmp(cfg->meta.dtype, "bfloat16") == 0;
     const ElemSizes z = {bf16 ? 2 : 4, 4};
     // fp32 master, gradients, two moments and the target; a working copy of both in bf16.

@@ -56,3 +56,10 @@ out2=$($jepa train $tmp/runs/t/config.yaml optimization.max_steps=1 2>&1); rc=$?
 check "cli: the saved config.yaml trains again (round trip)" "rc=$rc: $(tail -2 <<< "$out2")" [ "$rc" -eq 0 ]
 check "cli: a second run never overwrites the first" "$(ls $tmp/runs)" [ -d $tmp/runs/t-2 ]
 check "cli: provenance names the commit" "$(cat $tmp/runs/t/provenance.json)" grep -q '"commit"' $tmp/runs/t/provenance.json
+
+# The CPU backend is bitwise deterministic: the same run twice gives the same losses.
+for k in a b; do
+    $jepa train configs/tiny.yaml optimization.max_steps=4 logging.folder=$tmp/det logging.write_tag=$k > /dev/null 2>&1
+done
+la=$(grep -o '"loss":[^,]*' $tmp/det/a/metrics.jsonl 2>/dev/null); lb=$(grep -o '"loss":[^,]*' $tmp/det/b/metrics.jsonl 2>/dev/null)
+check "cli: two identical runs give bitwise identical losses" "$la vs $lb" bash -c "[ -n \"\$0\" ] && [ \"\$0\" = \"\$1\" ]" "$la" "$lb"

@@ -74,15 +74,14 @@ static double *download_all(Model *m, void *buf) {
 }
 
 static double mean_loss(Model *m) {
-    double losses[CONFIG_MAX_MASKS], sum = 0;
-    model_read_losses(m, losses);
-    for (int g = 0; g < m->dims.num_masks; g++) sum += losses[g] / m->dims.num_masks;
-    return sum;
+    StepStats s;
+    model_read_stats(m, &s);
+    return s.loss_mean;
 }
 
 static double loss_at(Model *m, const Batch *b) {
     model_zero_step(m);
-    model_micro_step(m, &b->mb, 1.0, 0, NULL);
+    model_micro_step(m, &b->mb, 1.0, 0);
     return mean_loss(m);
 }
 
@@ -105,7 +104,7 @@ static void test_step_gradients(void) {
     Batch b;
     batch_make(&cfg, m, ds, 3, 0, 2, &b);
     model_zero_step(m);
-    model_micro_step(m, &b.mb, 1.0, 1, NULL);
+    model_micro_step(m, &b.mb, 1.0, 1);
     double *grad = download_all(m, m->grads);
     // Every tensor: up to 6 entries each.
     const double h = 1e-5;
@@ -151,13 +150,13 @@ static void test_accumulation(void) {
     Batch whole, half[2];
     batch_make(&cfg, m, ds, 5, 0, 4, &whole);
     model_zero_step(m);
-    model_micro_step(m, &whole.mb, 1.0, 1, NULL);
+    model_micro_step(m, &whole.mb, 1.0, 1);
     double *g_whole = download_all(m, m->grads);
     const double loss_whole = mean_loss(m);
     model_zero_step(m);
     for (int k = 0; k < 2; k++) {
         batch_make(&cfg, m, ds, 5, 2 * k, 2, &half[k]);
-        model_micro_step(m, &half[k].mb, 0.5, 1, NULL);
+        model_micro_step(m, &half[k].mb, 0.5, 1);
     }
     double *g_acc = download_all(m, m->grads);
     const double loss_acc = mean_loss(m);
@@ -186,7 +185,7 @@ static void test_recompute(void) {
         Batch b;
         batch_make(&cfg, m, ds, 1, 0, 2, &b);
         model_zero_step(m);
-        model_micro_step(m, &b.mb, 1.0, 1, NULL);
+        model_micro_step(m, &b.mb, 1.0, 1);
         grads[mode] = download_all(m, m->grads);
         batch_free(&cfg, &b);
         data_close(ds);
@@ -293,11 +292,12 @@ static void test_optimizer_step(void) {
     batch_make(&cfg, m, ds, 0, 0, 2, &b);
     double *p0 = download_all(m, m->params);
     model_zero_step(m);
-    model_micro_step(m, &b.mb, 1.0, 1, NULL);
+    model_micro_step(m, &b.mb, 1.0, 1);
     double *g = download_all(m, m->grads);
     Schedule s = schedule_at(&cfg, 0);
-    OptimStats os;
-    optim_step(m, &cfg, &s, 1, &os);
+    optim_step(m, &cfg, &s, 1);
+    StepStats os;
+    model_read_stats(m, &os);
     double *p1 = download_all(m, m->params);
     const size_t enc = table_module_numel(&m->table, MODULE_ENCODER);
     double *tgt = xmalloc(enc * sizeof(double));

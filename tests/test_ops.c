@@ -61,6 +61,8 @@ static void *up_es(Backend *b, size_t es, const double *h, size_t n) {
     return d;
 }
 static void *up(Backend *b, const double *h, size_t n) { return up_es(b, b->esize, h, n); }
+// parameter gradients (dw, dbias, sum_rows) are in the master type (backend.h)
+static void *up_m(Backend *b, const double *h, size_t n) { return up_es(b, b->msize, h, n); }
 
 // Index lists live in backend memory too.
 static int32_t *up_idx(Backend *b, const int32_t *idx, size_t n) {
@@ -77,10 +79,11 @@ static double *down_es(Backend *b, size_t es, const void *d, size_t n) {
 static double *down(Backend *b, const void *d, size_t n) { return down_es(b, b->esize, d, n); }
 
 // Download into h, then release the buffer.
-static void fetch(Backend *b, double *h, void *d, size_t n) {
-    b->download_f64(b, h, d, b->esize, n);
+static void fetch_es(Backend *b, size_t es, double *h, void *d, size_t n) {
+    b->download_f64(b, h, d, es, n);
     b->release(b, d);
 }
+static void fetch(Backend *b, double *h, void *d, size_t n) { fetch_es(b, b->esize, h, d, n); }
 
 static void *nan_filled(Backend *b, size_t es, size_t n) {
     double *h = xmalloc(n * sizeof(double));
@@ -246,9 +249,10 @@ static void mm_bwd(const GradCase *c, const double *dout, double **grad) {
     Backend *b = be64;
     const int M = c->dim[0], N = c->dim[1], K = c->dim[2];
     void *inp = up(b, c->in[0], (size_t)M * K), *w = up(b, c->in[1], (size_t)N * K), *d = up(b, dout, (size_t)M * N);
-    void *dinp = up(b, grad[0], (size_t)M * K), *dw = up(b, grad[1], (size_t)N * K), *dbias = up(b, grad[2], N);
+    void *dinp = up(b, grad[0], (size_t)M * K), *dw = up_m(b, grad[1], (size_t)N * K), *dbias = up_m(b, grad[2], N);
     b->matmul_bwd(b, dinp, dw, dbias, d, inp, w, M, N, K);
-    fetch(b, grad[0], dinp, (size_t)M * K), fetch(b, grad[1], dw, (size_t)N * K), fetch(b, grad[2], dbias, N);
+    fetch(b, grad[0], dinp, (size_t)M * K);
+    fetch_es(b, b->msize, grad[1], dw, (size_t)N * K), fetch_es(b, b->msize, grad[2], dbias, N);
     b->release(b, inp), b->release(b, w), b->release(b, d);
 }
 
@@ -272,10 +276,13 @@ static void ln_bwd(const GradCase *c, const double *dout, double **grad) {
     void *mean = up_es(b, b->ssize, NULL, R), *rstd = up_es(b, b->ssize, NULL, R);
     b->layernorm_fwd(b, o, mean, rstd, inp, w, bias, R, C, 1e-5);
     void *dinp = up(b, grad[0], (size_t)R * C);
-    void *dw = affine ? up(b, grad[1], C) : NULL, *dbias = affine ? up(b, grad[2], C) : NULL;
+    void *dw = affine ? up_m(b, grad[1], C) : NULL, *dbias = affine ? up_m(b, grad[2], C) : NULL;
     b->layernorm_bwd(b, dinp, dw, dbias, d, inp, w, mean, rstd, R, C);
     fetch(b, grad[0], dinp, (size_t)R * C);
-    if (affine) fetch(b, grad[1], dw, C), fetch(b, grad[2], dbias, C), b->release(b, w), b->release(b, bias);
+    if (affine) {
+        fetch_es(b, b->msize, grad[1], dw, C), fetch_es(b, b->msize, grad[2], dbias, C);
+        b->release(b, w), b->release(b, bias);
+    }
     b->release(b, inp), b->release(b, o), b->release(b, d), b->release(b, mean), b->release(b, rstd);
 }
 
@@ -414,9 +421,9 @@ static void bcast_fwd_case(const GradCase *c, double *out) {
 }
 static void bcast_bwd_case(const GradCase *c, const double *dout, double **grad) {
     Backend *b = be64;
-    void *d = up(b, dout, c->out_n), *drow = up(b, grad[0], c->in_n[0]);
+    void *d = up(b, dout, c->out_n), *drow = up_m(b, grad[0], c->in_n[0]);
     b->sum_rows(b, drow, d, c->dim[0], c->dim[1]);
-    fetch(b, grad[0], drow, c->in_n[0]);
+    fetch_es(b, b->msize, grad[0], drow, c->in_n[0]);
     b->release(b, d);
 }
 
@@ -558,7 +565,7 @@ static void check_matmul_ref(void) {
     // matmul_bwd with some outputs NULL gives the same dinp
     double *dout = rand_normal((size_t)M * N);
     void *dd = up(b, dout, (size_t)M * N), *dinp1 = up(b, NULL, (size_t)M * K), *dinp2 = up(b, NULL, (size_t)M * K);
-    void *dwt = up(b, NULL, (size_t)N * K), *dbt = up(b, NULL, N);
+    void *dwt = up_m(b, NULL, (size_t)N * K), *dbt = up_m(b, NULL, N);
     b->matmul_bwd(b, dinp1, dwt, dbt, dd, di, dw, M, N, K);
     b->matmul_bwd(b, dinp2, NULL, NULL, dd, di, dw, M, N, K);
     double *a = down(b, dinp1, (size_t)M * K), *c = down(b, dinp2, (size_t)M * K);
@@ -681,7 +688,8 @@ static void check_patchify_ref(void) {
                     for (int c = 0; c < 3; c++) {
                         const int tok = ((t / tt) * nh + y / p) * nw + x / p;
                         const int v = ((c * tt + t % tt) * p + y % p) * p + x % p;
-                        ref[((size_t)bb * ntok + tok) * plen + v] = clips[((((size_t)bb * T + t) * H + y) * W + x) * 3 + c];
+                        const size_t pixel = (((size_t)bb * T + t) * H + y) * W + x;
+                        ref[((size_t)bb * ntok + tok) * plen + v] = clips[pixel * 3 + c];
                     }
     void *dc = up(b, clips, nclip), *dp = up(b, NULL, npatch);
     b->patchify(b, dp, dc, B, T, H, W, tt, p);
@@ -706,9 +714,10 @@ static void check_token_ops_ref(void) {
     double *got = down(b, g, (size_t)B * n * C), err = 0;
     for (int s = 0; s < B; s++)
         for (int i = 0; i < n; i++)
-            for (int c = 0; c < C; c++) err += fabs(got[(s * n + i) * C + c] - src[(s * Nsrc + idx[s * n + i]) * C + c]);
+            for (int c = 0; c < C; c++)
+                err += fabs(got[(s * n + i) * C + c] - src[(s * Nsrc + idx[s * n + i]) * C + c]);
     TEST_CHECK("gather_tokens vs index formula", err == 0, "sum |diff| %.3e", err);
-    free(got);
+    b->release(b, g), free(got);
     // add_rows with and without indices
     for (int with_idx = 1; with_idx >= 0; with_idx--) {
         double *x = rand_normal((size_t)B * n * C);
@@ -751,9 +760,9 @@ static void check_token_ops_ref(void) {
     TEST_CHECK("broadcast_row vs formula", err == 0, "sum |diff| %.3e", err);
     free(got);
     double pre[4] = {1, 2, 3, 4}, want[4];
-    void *drow = up(b, pre, C);
+    void *drow = up_m(b, pre, C);
     b->sum_rows(b, drow, ds, B * Nsrc, C);
-    got = down(b, drow, C);
+    got = down_es(b, b->msize, drow, C);
     for (int c = 0; c < C; c++) {
         want[c] = pre[c];
         for (int r = 0; r < B * Nsrc; r++) want[c] += src[r * C + c];
@@ -792,6 +801,23 @@ static void check_gelu_ref(void) {
     free(x), free(ref), free(got);
 }
 
+// The statistics ops write a device slot; these read it back for the checks.
+static double stat_sum_squares(Backend *b, const void *x, size_t n) {
+    void *slot = b->alloc(b, b->ssize);
+    double v;
+    b->sum_squares(b, slot, x, n);
+    b->download_f64(b, &v, slot, b->ssize, 1);
+    b->release(b, slot);
+    return v;
+}
+static double stat_mean_column_std(Backend *b, const void *x, int R, int C) {
+    void *slot = b->alloc(b, b->ssize);  // zero-filled: the op accumulates
+    double v;
+    b->mean_column_std(b, slot, x, R, C, 1.0);
+    b->download_f64(b, &v, slot, b->ssize, 1);
+    b->release(b, slot);
+    return v;
+}
 // loss and statistics: l1 value (accumulating), mean_column_std, sum_squares
 static void check_stats_ref(void) {
     Backend *b = be64;
@@ -813,7 +839,7 @@ static void check_stats_ref(void) {
     TEST_CHECK("l1_loss gradient is 0 where pred == target", g0[0] == 0 && g0[1] == 0 && g0[2] == 0 && g0[3] == 0,
                "got %g %g %g %g", g0[0], g0[1], g0[2], g0[3]);
     b->release(b, ds), b->release(b, dg), free(dpred0), free(g0);
-    check_err("sum_squares vs formula", fabs(b->sum_squares(b, dp, n) - ss) / ss, 1e-13);
+    check_err("sum_squares vs formula", fabs(stat_sum_squares(b, dp, n) - ss) / ss, 1e-13);
     // mean_column_std on [R,C] = the first R*C predictions, population std
     const int R = 1000, C = 70;
     for (int c = 0; c < C; c++)  // column c scaled by (c+1) so the columns differ
@@ -826,7 +852,7 @@ static void check_stats_ref(void) {
         for (int r = 0; r < R; r++) v += (pred[(size_t)r * C + c] - m) * (pred[(size_t)r * C + c] - m) / R;
         mcs += sqrt(v) / C;
     }
-    check_err("mean_column_std vs population std formula", fabs(b->mean_column_std(b, dp, R, C) - mcs) / mcs, 1e-13);
+    check_err("mean_column_std vs population std formula", fabs(stat_mean_column_std(b, dp, R, C) - mcs) / mcs, 1e-13);
     b->release(b, dp), b->release(b, dt), b->release(b, loss);
     free(pred), free(target);
 }
@@ -878,7 +904,7 @@ static void check_optim_ref(void) {
     for (size_t i = 0; i < n; i++) du[i] = fp[i] - p0[i];
     // the update is ~1e-3 of p, so the fp32 rounding of p (6e-8) is ~1e-4 of the update
     check_err("adamw fp32 vs fp64 formula (update p - p0)", rel_norm_error(du, ru, n), 5e-4);
-    // ema, scale_master, cast_params
+    // ema, clip_by_norm, cast_params
     Backend *b = be64;
     double *src = rand_normal(n), *want = xmalloc(n * sizeof(double));
     void *dt = up_es(b, b->msize, p0, n), *ds = up_es(b, b->msize, src, n);
@@ -886,12 +912,20 @@ static void check_optim_ref(void) {
     double *got = down_es(b, b->msize, dt, n);
     for (size_t i = 0; i < n; i++) want[i] = 0.996 * p0[i] + (1 - 0.996) * src[i];
     check_err("ema vs m*target + (1-m)*source", rel_norm_error(got, want, n), 1e-15);
-    b->scale_master(b, ds, 0.25, n);
+    // clip_by_norm to a quarter of the norm scales by 1/4 (up to torch's 1e-6 in the denominator)
+    void *sumsq = b->alloc(b, b->ssize);
+    b->sum_squares(b, sumsq, ds, n);
+    double ss;
+    b->download_f64(b, &ss, sumsq, b->ssize, 1);
+    const double quarter = 0.25 * (sqrt(ss) + 1e-6);
+    b->clip_by_norm(b, ds, n, sumsq, 4.0 * sqrt(ss));  // above the norm: untouched
+    b->clip_by_norm(b, ds, n, sumsq, quarter);
+    b->release(b, sumsq);
     b->cast_params(b, dt, ds, n);
     b->cast_params(b, dt, dt, n);  // same buffer: nothing happens
     b->download_f64(b, got, dt, b->msize, n);
     for (size_t i = 0; i < n; i++) want[i] = 0.25 * src[i];
-    check_err("scale_master then cast_params copy", rel_norm_error(got, want, n), 1e-16);
+    check_err("clip_by_norm (only below the norm) then cast_params copy", rel_norm_error(got, want, n), 1e-15);
     b->release(b, dt), b->release(b, ds);
     free(p0), free(rp), free(rm), free(rv), free(bp), free(bm), free(bv), free(fp), free(fm), free(fv);
     free(du), free(ru), free(src), free(want), free(got);
@@ -922,12 +956,12 @@ static double *run_matmul(Backend *b, double *const *in) {
 // the three gradients of matmul_bwd, concatenated
 static double *run_matmul_bwd(Backend *b, double *const *in) {
     void *x = up(b, in[0], AM * AK), *w = up(b, in[1], AN * AK), *d = up(b, in[3], AM * AN);
-    void *dx = up(b, NULL, AM * AK), *dw = up(b, NULL, AN * AK), *db = up(b, NULL, AN);
+    void *dx = up(b, NULL, AM * AK), *dw = up_m(b, NULL, AN * AK), *db = up_m(b, NULL, AN);
     b->matmul_bwd(b, dx, dw, db, d, x, w, AM, AN, AK);
     double *h = xmalloc((AM * AK + AN * AK + AN) * sizeof(double));
     b->download_f64(b, h, dx, b->esize, AM * AK);
-    b->download_f64(b, h + AM * AK, dw, b->esize, AN * AK);
-    b->download_f64(b, h + AM * AK + AN * AK, db, b->esize, AN);
+    b->download_f64(b, h + AM * AK, dw, b->msize, AN * AK);
+    b->download_f64(b, h + AM * AK + AN * AK, db, b->msize, AN);
     b->release(b, x), b->release(b, w), b->release(b, d), b->release(b, dx), b->release(b, dw), b->release(b, db);
     return h;
 }
@@ -942,13 +976,13 @@ static double *run_layernorm(Backend *b, double *const *in) {
 static double *run_layernorm_bwd(Backend *b, double *const *in) {
     void *x = up(b, in[0], LR * LC), *w = up(b, in[1], LC), *bias = up(b, in[2], LC), *o = up(b, NULL, LR * LC);
     void *m = up_es(b, b->ssize, NULL, LR), *s = up_es(b, b->ssize, NULL, LR), *d = up(b, in[3], LR * LC);
-    void *dx = up(b, NULL, LR * LC), *dw = up(b, NULL, LC), *db = up(b, NULL, LC);
+    void *dx = up(b, NULL, LR * LC), *dw = up_m(b, NULL, LC), *db = up_m(b, NULL, LC);
     b->layernorm_fwd(b, o, m, s, x, w, bias, LR, LC, 1e-6);
     b->layernorm_bwd(b, dx, dw, db, d, x, w, m, s, LR, LC);
     double *h = xmalloc((LR * LC + 2 * LC) * sizeof(double));
     b->download_f64(b, h, dx, b->esize, LR * LC);
-    b->download_f64(b, h + LR * LC, dw, b->esize, LC);
-    b->download_f64(b, h + LR * LC + LC, db, b->esize, LC);
+    b->download_f64(b, h + LR * LC, dw, b->msize, LC);
+    b->download_f64(b, h + LR * LC + LC, db, b->msize, LC);
     b->release(b, x), b->release(b, w), b->release(b, bias), b->release(b, o), b->release(b, m), b->release(b, s);
     b->release(b, d), b->release(b, dx), b->release(b, dw), b->release(b, db);
     return h;
@@ -1002,8 +1036,8 @@ static double *run_stats(Backend *b, double *const *in) {
     double *h = xmalloc(3 * sizeof(double));
     b->l1_loss(b, loss, NULL, x, y, n, 1, 0);
     b->download_f64(b, h, loss, b->ssize, 1);
-    h[1] = b->mean_column_std(b, x, 100, 30);
-    h[2] = b->sum_squares(b, x, n);
+    h[1] = stat_mean_column_std(b, x, 100, 30);
+    h[2] = stat_sum_squares(b, x, n);
     b->release(b, x), b->release(b, y), b->release(b, loss);
     return h;
 }
@@ -1153,12 +1187,13 @@ static unsigned char *run_op_suite(Backend *b, size_t *bytes, int use_blas) {
 #define KEEP(buf, nbytes) (b->download(b, at, buf, nbytes), at += (nbytes))
     void *dx = up(b, x, (size_t)R * C), *dd = up(b, d, (size_t)R * C), *dw = up(b, w, C);
     void *o = up(b, NULL, (size_t)R * C), *m = up_es(b, b->ssize, NULL, R), *s = up_es(b, b->ssize, NULL, R);
-    void *gx = up(b, NULL, (size_t)R * C), *gw = up(b, NULL, C), *gb = up(b, NULL, C);
+    void *gx = up(b, NULL, (size_t)R * C), *gw = up_m(b, NULL, C), *gb = up_m(b, NULL, C);
     b->layernorm_fwd(b, o, m, s, dx, dw, dw, R, C, 1e-6);
     b->layernorm_bwd(b, gx, gw, gb, dd, dx, dw, m, s, R, C);
-    KEEP(o, (size_t)R * C * es), KEEP(gx, (size_t)R * C * es), KEEP(gw, C * es), KEEP(gb, C * es);
+    const size_t ms = b->msize;
+    KEEP(o, (size_t)R * C * es), KEEP(gx, (size_t)R * C * es), KEEP(gw, C * ms), KEEP(gb, C * ms);
     b->sum_rows(b, gb, dd, R, C);
-    KEEP(gb, C * es);
+    KEEP(gb, C * ms);
     int32_t *di = up_idx(b, idx, R);
     void *sc = up(b, NULL, (size_t)50 * C);
     b->scatter_add_tokens(b, sc, dd, di, 1, R, 50, C);
@@ -1169,14 +1204,14 @@ static unsigned char *run_op_suite(Backend *b, size_t *bytes, int use_blas) {
     void *loss = up_es(b, b->ssize, NULL, 1);
     b->l1_loss(b, loss, gbig, db1, db2, nbig, 1, 1);
     KEEP(loss, b->ssize), KEEP(gbig, nbig * es);
-    const double stats[2] = {b->sum_squares(b, db1, nbig), b->mean_column_std(b, dx, R, C)};
+    const double stats[2] = {stat_sum_squares(b, db1, nbig), stat_mean_column_std(b, dx, R, C)};
     memcpy(at, stats, sizeof stats), at += sizeof stats;
     if (use_blas) {
         void *dmi = up(b, mi, (size_t)R * K), *dmw = up(b, mw, (size_t)C * K), *mo = up(b, NULL, (size_t)R * C);
-        void *gmi = up(b, NULL, (size_t)R * K), *gmw = up(b, NULL, (size_t)C * K);
+        void *gmi = up(b, NULL, (size_t)R * K), *gmw = up_m(b, NULL, (size_t)C * K);
         b->matmul_fwd(b, mo, dmi, dmw, dw, R, C, K);
         b->matmul_bwd(b, gmi, gmw, gb, dd, dmi, dmw, R, C, K);
-        KEEP(mo, (size_t)R * C * es), KEEP(gmi, (size_t)R * K * es), KEEP(gmw, (size_t)C * K * es), KEEP(gb, C * es);
+        KEEP(mo, (size_t)R * C * es), KEEP(gmi, (size_t)R * K * es), KEEP(gmw, (size_t)C * K * ms), KEEP(gb, C * ms);
         void *dqkv = up(b, q, nq), *ao = up(b, NULL, no), *al = up_es(b, b->ssize, NULL, nl), *ad = up(b, dq, no);
         void *gq = up(b, NULL, nq);
         b->attention_fwd(b, ao, al, dqkv, AB2, AN2, AH2, AD2, FT);
