@@ -105,10 +105,11 @@ struct Backend {
     // torch's clip_grad_norm_: x *= max_norm / (sqrt(sumsq[0]) + 1e-6) when that is below 1 (sumsq: a stat slot)
     void (*clip_by_norm)(Backend *b, void *x, size_t n, const void *sumsq, double max_norm);
     // PyTorch AdamW: p -= lr*wd*p; m,v moments; p -= lr * mhat / (sqrt(vhat) + eps); step counts from 1.
-    void (*adamw)(Backend *b, void *param, const void *grad, void *m, void *v, size_t n, double lr, double beta1,
-                  double beta2, double eps, double weight_decay, long step);
-    // target = momentum * target + (1 - momentum) * source
-    void (*ema)(Backend *b, void *target, const void *source, size_t n, double momentum);
+    // working[n] (esize) receives the new parameters in the same pass (NULL or == param: none).
+    void (*adamw)(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n, double lr,
+                  double beta1, double beta2, double eps, double weight_decay, long step);
+    // target = momentum * target + (1 - momentum) * source; working (esize) likewise as adamw's, one launch.
+    void (*ema)(Backend *b, void *target, void *working, const void *source, size_t n, double momentum);
     // working copy (esize) from master (msize); a no-op alias on the CPU where both are the same buffer
     void (*cast_params)(Backend *b, void *working, const void *master, size_t n);
 };

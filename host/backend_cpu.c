@@ -154,12 +154,14 @@ static void FN(cpu_clip_by_norm)(Backend *b, void *x, size_t n, const void *sums
     const double coef = max_norm / (sqrt((double)*(const real *)sumsq) + 1e-6);
     if (coef < 1.0) FN(scale_master)(x, coef, n);
 }
-static void FN(cpu_adamw)(Backend *b, void *param, const void *grad, void *m, void *v, size_t n, double lr,
+static void FN(cpu_adamw)(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n, double lr,
                           double beta1, double beta2, double eps, double weight_decay, long step) {
     FN(adamw)(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
+    if (working) FN(cast_params)(working, param, n);  // the CPU's working copy is the master itself
 }
-static void FN(cpu_ema)(Backend *b, void *target, const void *source, size_t n, double momentum) {
+static void FN(cpu_ema)(Backend *b, void *target, void *working, const void *source, size_t n, double momentum) {
     FN(ema)(target, source, n, momentum);
+    if (working) FN(cast_params)(working, target, n);
 }
 static void FN(cpu_cast_params)(Backend *b, void *working, const void *master, size_t n) {
     FN(cast_params)(working, master, n);

@@ -54,7 +54,8 @@ static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long st
         const size_t begin = t->tensors[i].offset, end = t->tensors[j].offset + t->tensors[j].numel;
         const size_t at = begin * be->msize;
         const double wd = t->tensors[i].decay ? s->weight_decay : 0.0;
-        be->adamw(be, (char *)m->params + at, (char *)m->grads + at, (char *)m->adam_m + at, (char *)m->adam_v + at,
+        void *working = (char *)m->work + begin * be->esize;
+        be->adamw(be, (char *)m->params + at, working, (char *)m->grads + at, (char *)m->adam_m + at, (char *)m->adam_v + at,
                   end - begin, s->lr, cfg->optimization.betas[0], cfg->optimization.betas[1], cfg->optimization.eps,
                   wd, step);
         i = j + 1;
@@ -74,7 +75,5 @@ void optim_step(Model *m, const Config *cfg, const Schedule *s, long step) {
     }
     adamw_groups(m, cfg, s, step);
     const size_t enc = table_module_numel(t, MODULE_ENCODER);
-    be->ema(be, m->target, m->params, enc, s->ema_momentum);
-    be->cast_params(be, m->work, m->params, t->total);
-    be->cast_params(be, m->target_work, m->target, enc);
+    be->ema(be, m->target, m->target_work, m->params, enc, s->ema_momentum);
 }

@@ -876,7 +876,7 @@ static void adamw_backend_steps(Backend *b, double *p, double *m, double *v, dou
     void *dp = up_es(b, es, p, n), *dm = up_es(b, es, NULL, n), *dv = up_es(b, es, NULL, n);
     for (int t = 1; t <= 3; t++) {
         void *dg = up_es(b, es, g[t - 1], n);
-        b->adamw(b, dp, dg, dm, dv, n, lr, b1, b2, eps, wd, t);
+        b->adamw(b, dp, NULL, dg, dm, dv, n, lr, b1, b2, eps, wd, t);
         b->release(b, dg);
     }
     b->download_f64(b, p, dp, es, n), b->download_f64(b, m, dm, es, n), b->download_f64(b, v, dv, es, n);
@@ -908,7 +908,7 @@ static void check_optim_ref(void) {
     Backend *b = be64;
     double *src = rand_normal(n), *want = xmalloc(n * sizeof(double));
     void *dt = up_es(b, b->msize, p0, n), *ds = up_es(b, b->msize, src, n);
-    b->ema(b, dt, ds, n, 0.996);
+    b->ema(b, dt, NULL, ds, n, 0.996);
     double *got = down_es(b, b->msize, dt, n);
     for (size_t i = 0; i < n; i++) want[i] = 0.996 * p0[i] + (1 - 0.996) * src[i];
     check_err("ema vs m*target + (1-m)*source", rel_norm_error(got, want, n), 1e-15);
@@ -1051,7 +1051,7 @@ static double *run_l1_grad(Backend *b, double *const *in) {
 }
 static double *run_ema(Backend *b, double *const *in) {
     void *t = up_es(b, b->msize, in[0], 3000), *s = up_es(b, b->msize, in[1], 3000);
-    b->ema(b, t, s, 3000, 0.998);
+    b->ema(b, t, NULL, s, 3000, 0.998);
     double *h = down_es(b, b->msize, t, 3000);
     b->release(b, t), b->release(b, s);
     return h;
