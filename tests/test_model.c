@@ -7,6 +7,7 @@
 #include "common.h"
 #include "config.h"
 #include "data.h"
+#include "flops.h"
 #include "masks.h"
 #include "model.h"
 #include "optim.h"
@@ -323,7 +324,35 @@ static void test_optimizer_step(void) {
     backend_destroy(be);
 }
 
+// FLOPs of the official ViT-L/16 step (batch 24, the official generator's mean lengths at batch 24), counted here
+// per token and layer (24 C^2 GEMM FLOPs: qkv 6, proj 2, MLP 16) independently of flops.c's per-GEMM sums.
+static void test_flops(void) {
+    Config cfg;
+    config_defaults(&cfg);
+    ModelDims d;
+    TensorTable t;
+    model_dims_from_config(&cfg, &d);
+    model_build_table(&d, &t);
+    const int ctx[2] = {362, 106}, tgt[2] = {753, 1104};
+    const StepFlops f = flops_micro_batch(&d, 24, ctx, tgt);
+    const double B = 24, N = 1568, C = 1024, P = 384, L = 24, Lp = 12, hd = 64, hdp = 24, H = 16;
+    const double patch = 2 * B * N * 1536 * C;
+    double want = patch + B * N * 24 * C * C * L + L * 4 * B * H * N * N * hd;  // target forward
+    want += 2 * patch;                                                           // patch embedding fwd + weight grad
+    for (int g = 0; g < 2; g++) {
+        const double nc = ctx[g], nt = tgt[g], np = nc + nt;
+        want += 3 * B * nc * 24 * C * C * L + 3.5 * L * 4 * B * H * nc * nc * hd;            // context encoder
+        want += 3 * (B * np * 24 * P * P * Lp + 2 * B * nc * C * P + 2 * B * nt * P * C);  // predictor GEMMs
+        want += 3.5 * Lp * 4 * B * H * np * np * hdp;                                       // predictor attention
+    }
+    TEST_CHECK("flops: ViT-L/16 step by the DESIGN rule", fabs(f.total - want) / want < 1e-12,
+               "%.6e vs %.6e", f.total, want);
+    printf("     (ViT-L/16, batch 24, official mean mask lengths: %.2f TFLOP per step)\n", f.total / 1e12);
+    table_free(&t);
+}
+
 int main(void) {
+    test_flops();
     test_table();
     test_sincos();
     test_schedules();
