@@ -3,18 +3,53 @@
 CC      ?= gcc
 OPT     ?= -O2
 CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -fopenmp -D_GNU_SOURCE \
-           -Ihost -Ikernels -I/usr/include/x86_64-linux-gnu $(EXTRA_CFLAGS)
-LDLIBS  := -lopenblas -lyaml -ljson-c -lm -lpthread -fopenmp
+           -Ihost -Ikernels -I/usr/include/x86_64-linux-gnu -I/usr/include/hdf5/serial $(EXTRA_CFLAGS)
+LDLIBS  := -lopenblas -lyaml -ljson-c -lxxhash -lhdf5_serial -lz -lm -lpthread -fopenmp
 
-NVCC    := $(shell command -v nvcc 2>/dev/null)
+# CUDA: kernels/*.cu are compiled when nvcc is found (on PATH, else /usr/local/cuda/bin); `make NVCC=` builds CPU-only.
+# The CUDA backend (JEPA_CUDA) is switched on once every op family of kernels/cuda_ops.h has its .cu file. cuDNN and
+# NCCL are looked for under CUDA_HOME and the system paths (override CUDNN_INC/CUDNN_LIB, NCCL_INC/NCCL_LIB; set one
+# empty to leave it out); without them the build goes on and the device banner says "not built in".
+NVCC    ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
 CU_SRC  := $(wildcard kernels/*.cu)
+CU_FAMILIES := matmul attention layernorm elementwise loss optim
+CU_MISSING  := $(filter-out $(CU_SRC),$(patsubst %,kernels/%.cu,$(CU_FAMILIES)))
 ifneq ($(NVCC),)
 ifneq ($(CU_SRC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-NVCCFLAGS := -O3 -std=c++17 -Ihost -Ikernels -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_80,code=sm_80
-CFLAGS  += -DJEPA_CUDA -I$(CUDA_HOME)/include
-LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas
+CUDA_LIB  ?= $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+SYS_INC   := $(CUDA_HOME)/include /usr/include /usr/include/$(MULTIARCH) /usr/local/include
+SYS_LIB   := $(CUDA_LIB) /usr/lib/$(MULTIARCH) /usr/lib64 /usr/local/lib
+find_dir   = $(patsubst %/$(1),%,$(firstword $(wildcard $(addsuffix /$(1),$(2)))))
+CUDNN_INC ?= $(call find_dir,cudnn.h,$(SYS_INC))
+CUDNN_LIB ?= $(call find_dir,libcudnn.so,$(SYS_LIB))
+NCCL_INC  ?= $(call find_dir,nccl.h,$(SYS_INC))
+NCCL_LIB  ?= $(call find_dir,libnccl.so,$(SYS_LIB))
+# sm_80 (A100; also runs on sm_86/89) and sm_90 (H100) code, plus compute_90 PTX for newer GPUs to JIT.
+NVCCFLAGS := -O3 -lineinfo -std=c++17 -Ihost -Ikernels -gencode=arch=compute_80,code=sm_80 \
+             -gencode=arch=compute_90,code=[sm_90,compute_90] $(EXTRA_NVCCFLAGS)
+CFLAGS  += -I$(CUDA_HOME)/include
+LDLIBS  += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublasLt -lcublas -lcudart -lstdc++
 CU_OBJ  := $(patsubst %.cu,build/%.o,$(CU_SRC))
+ifeq ($(CU_MISSING),)
+CUDA_BACKEND := 1
+CFLAGS  += -DJEPA_CUDA
+ifneq ($(and $(CUDNN_INC),$(CUDNN_LIB)),)
+CFLAGS  += -DJEPA_HAVE_CUDNN $(addprefix -I,$(filter-out $(CUDA_HOME)/include /usr/include,$(CUDNN_INC)))
+LDLIBS  += $(foreach d,$(filter-out $(CUDA_LIB),$(CUDNN_LIB)),-L$(d) -Wl,-rpath,$(d)) -lcudnn
+else
+$(info note: cuDNN not found (CUDNN_INC='$(CUDNN_INC)' CUDNN_LIB='$(CUDNN_LIB)'): building without it)
+endif
+ifneq ($(and $(NCCL_INC),$(NCCL_LIB)),)
+CFLAGS  += -DJEPA_HAVE_NCCL $(addprefix -I,$(filter-out $(CUDA_HOME)/include /usr/include,$(NCCL_INC)))
+LDLIBS  += $(foreach d,$(filter-out $(CUDA_LIB),$(NCCL_LIB)),-L$(d) -Wl,-rpath,$(d)) -lnccl
+else
+$(info note: NCCL not found (NCCL_INC='$(NCCL_INC)' NCCL_LIB='$(NCCL_LIB)'): building without it)
+endif
+else
+$(info note: the CUDA backend is off until these exist: $(CU_MISSING))
+endif
 endif
 endif
 
@@ -24,38 +59,55 @@ LIB_OBJ  := $(patsubst %.c,build/%.o,$(HOST_SRC) $(KERN_SRC)) $(CU_OBJ)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,build/tests/%,$(TEST_SRC))
 HEADERS  := $(wildcard host/*.h kernels/*.h tests/*.h)
+CU_HEADERS := $(wildcard kernels/*.h kernels/*.cuh)
+GPU_TEST_BIN := $(filter build/tests/test_cuda_%,$(TEST_BIN))
 
-.PHONY: all deps test test-long run clean FORCE
+.PHONY: all deps test test-gpu test-long run clean FORCE
 all: build/jepa
 
 deps:
 	@bash scripts/deps.sh
 
 build/gen/version.h: FORCE
-	@bash scripts/gen_version.sh $@ "$(CC) $(OPT) $(EXTRA_CFLAGS)$(if $(CU_OBJ), +cuda,)"
+	@bash scripts/gen_version.sh $@ "$(CC) $(OPT) $(EXTRA_CFLAGS)$(if $(CUDA_BACKEND), +cuda,)"
 FORCE:
 
 build/host/provenance.o: build/gen/version.h
 build/host/provenance.o: CFLAGS += -Ibuild/gen
 
-build/%.o: %.c $(HEADERS)
+# The flags each object was compiled with, rewritten only when they change (a new .cu family switching JEPA_CUDA on,
+# `make NVCC=`, OPT=...), so that a change rebuilds what it affects and nothing else.
+# (Expanded here, before any target-specific CFLAGS, which make would pass on to a prerequisite.)
+CFLAGS_USED    := $(CC) $(CFLAGS)
+NVCCFLAGS_USED := $(NVCC) $(NVCCFLAGS)
+build/gen/cflags: FORCE
+	@mkdir -p $(dir $@); [ "$$(cat $@ 2>/dev/null)" = '$(CFLAGS_USED)' ] || echo '$(CFLAGS_USED)' > $@
+build/gen/nvccflags: FORCE
+	@mkdir -p $(dir $@); [ "$$(cat $@ 2>/dev/null)" = '$(NVCCFLAGS_USED)' ] || echo '$(NVCCFLAGS_USED)' > $@
+
+build/%.o: %.c $(HEADERS) build/gen/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-build/%.o: %.cu $(HEADERS)
+build/%.o: %.cu $(CU_HEADERS) build/gen/nvccflags
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 build/jepa: build/host/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-build/tests/%: tests/%.c $(LIB_OBJ) $(HEADERS)
+build/tests/%: tests/%.c $(LIB_OBJ) $(HEADERS) build/gen/cflags
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory build/jepa $(TEST_BIN)
 	@bash tests/run.sh
+
+# Only the GPU tests (tests/test_cuda_*.c, tests/test_gpu_*.sh); `make test` runs them too (SKIP without a GPU).
+test-gpu: deps
+	@$(MAKE) --no-print-directory build/jepa $(GPU_TEST_BIN)
+	@bash tests/run.sh test_cuda_ test_gpu_
 
 run: deps
 	@$(MAKE) --no-print-directory build/jepa

@@ -26,6 +26,8 @@ struct Backend {
     size_t ssize;  // statistics and scalar results
     size_t msize;  // master parameters, gradients, optimizer state
     void *impl;    // backend private state
+    void (*destroy)(Backend *b);  // frees impl (backend_destroy calls it); NULL: nothing to free
+    const char *alloc_what;       // what the next alloc is for, named by out-of-memory errors (see backend_alloc)
 
     // ---- memory
     void *(*alloc)(Backend *b, size_t bytes);  // zero-filled
@@ -117,3 +119,11 @@ struct Backend {
 // CPU backends: double_precision 0 = fp32 (training), 1 = fp64 (finite-difference tests). threads 0 = all cores.
 Backend *backend_cpu_create(int double_precision, int threads);
 void backend_destroy(Backend *b);
+
+// alloc naming what the memory is for ("activation arena"), so that running out of it says what to lower.
+static inline void *backend_alloc(Backend *b, const char *what, size_t bytes) {
+    b->alloc_what = what;
+    void *p = b->alloc(b, bytes);
+    b->alloc_what = NULL;
+    return p;
+}

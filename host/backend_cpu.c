@@ -16,7 +16,9 @@
 static void *cpu_alloc(Backend *b, size_t bytes) {
     const size_t rounded = (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;  // aligned_alloc wants a multiple
     void *p = aligned_alloc(CPU_ALIGN, rounded ? rounded : CPU_ALIGN);
-    if (!p) die_internal("out of host memory allocating %zu bytes for the CPU backend", bytes);
+    if (!p)
+        die_internal("out of host memory allocating %zu bytes for %s on the CPU backend", bytes,
+                     b->alloc_what ? b->alloc_what : "a buffer");
     memset(p, 0, rounded);
     return p;
 }
@@ -83,7 +85,10 @@ Backend *backend_cpu_create(int double_precision, int threads) {
     return b;
 }
 
-void backend_destroy(Backend *b) { free(b); }
+void backend_destroy(Backend *b) {
+    if (b->destroy) b->destroy(b);
+    free(b);
+}
 
 #else
 

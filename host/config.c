@@ -15,7 +15,7 @@
 
 // ------------------------------------------------------------------------------------------------ schema
 
-typedef enum { T_INT, T_FLOAT, T_BOOL, T_STRING, T_ENUM, T_FLOAT_PAIR, T_NULLABLE_INT } ValueType;
+typedef enum { T_INT, T_FLOAT, T_BOOL, T_STRING, T_ENUM, T_FLOAT_PAIR, T_NULLABLE_INT, T_PATH_LIST, T_FLOAT_LIST } ValueType;
 
 enum { LO_OPEN = 1, HI_OPEN = 2, ORDERED = 4 };  // range flags: exclusive bounds; pair needs a[0] <= a[1]
 
@@ -40,12 +40,21 @@ typedef struct {
 #define ROW_BOOL(key, field, def, doc) {key, T_BOOL, field, def, 0, 1, 0, NULL, doc}
 #define ROW_ENUM(key, field, def, allowed, doc) {key, T_ENUM, field, def, 0, 0, 0, allowed, doc}
 #define ROW_STR(key, field, def, doc) {key, T_STRING, field, def, 0, 0, 0, NULL, doc}
+#define ROW_PATHS(key, field, def, doc) {key, T_PATH_LIST, field, def, 0, 0, 0, NULL, doc}
+#define ROW_FLOATS(key, field, def, lo, hi, flags, doc) {key, T_FLOAT_LIST, field, def, lo, hi, flags, NULL, doc}
 
 // Defaults are the official V-JEPA v1 ViT-L/16 pretraining recipe (configs/pretrain/vitl16.yaml and the
-// defaults its train.py and multiblock3d.py apply), except meta.backend and the data source.
+// defaults its train.py and multiblock3d.py apply), except the data source and meta.device (ours).
 static const SchemaRow schema[] = {
     ROW_ENUM("data.source", CFG(data.source), "synthetic", "synthetic",
-             "where clips come from: synthetic = bouncing balls drawn in memory"),
+             "in-memory world used when data.datasets is empty: synthetic = bouncing balls"),
+    ROW_PATHS("data.datasets", CFG(data.datasets), "[]",
+              "HDF5 clip stores to train on (docs/data.md); [] = data.source"),
+    ROW_FLOATS("data.datasets_weights", CFG(data.datasets_weights), "[]", 0, INF, LO_OPEN,
+               "sampling weight per store, drawn with replacement; [] = every clip once per epoch"),
+    ROW_INT("data.read_threads", CFG(data.read_threads), "0", 0, INF, "store reader threads, 0 = all cores"),
+    ROW_INT("data.queue_depth", CFG(data.queue_depth), "3", 2, INF,
+            "batch buffers: the one the trainer holds plus those read ahead"),
     ROW_INT("data.batch_size", CFG(data.batch_size), "24", 1, INF, "clips per micro-batch per rank"),
     ROW_INT("data.num_frames", CFG(data.num_frames), "16", 1, INF, "frames per clip"),
     ROW_INT("data.tubelet_size", CFG(data.tubelet_size), "2", 1, INF, "frames per token"),
@@ -59,7 +68,7 @@ static const SchemaRow schema[] = {
              0, INF, LO_OPEN | ORDERED, "aspect ratio range of the random resized crop"),
     ROW_PAIR("data_aug.random_resize_scale", CFG(data_aug.random_resize_scale), "[0.3, 1.0]", 0, 1,
              LO_OPEN | ORDERED, "area fraction range of the random resized crop"),
-    ROW_BOOL("data_aug.horizontal_flip", CFG(data_aug.horizontal_flip), "true",
+    ROW_BOOL("data_aug.random_horizontal_flip", CFG(data_aug.random_horizontal_flip), "true",
              "flip clips horizontally with probability 0.5"),
     ROW_BOOL("data_aug.auto_augment", CFG(data_aug.auto_augment), "false", "as in the official YAML; only false"),
     ROW_BOOL("data_aug.motion_shift", CFG(data_aug.motion_shift), "false", "as in the official YAML; only false"),
@@ -128,14 +137,22 @@ static const SchemaRow schema[] = {
     ROW_FLOAT("loss.reg_coeff", CFG(loss.reg_coeff), "0.0", 0, INF, 0, "variance regulariser weight; only 0"),
 
     ROW_INT("meta.seed", CFG(meta.seed), "234", 0, INF, "seed of every random draw"),
-    ROW_ENUM("meta.dtype", CFG(meta.dtype), "bfloat16", "float32|bfloat16", "compute dtype on the GPU"),
-    ROW_ENUM("meta.backend", CFG(meta.backend), "cpu", "cpu|cuda", "op backend"),
+    ROW_ENUM("meta.dtype", CFG(meta.dtype), "bfloat16", "float32|bfloat16",
+             "compute dtype: the cuda device runs bfloat16, the cpu float32"),
+    ROW_ENUM("meta.device", CFG(meta.device), "auto", "auto|cpu|cuda",
+             "where the ops run: auto = cuda when a GPU is present, else cpu (jepa --devices lists them)"),
     ROW_BOOL("meta.deterministic", CFG(meta.deterministic), "true", "bitwise reproducible GPU runs"),
     ROW_INT("meta.threads", CFG(meta.threads), "0", 0, INF, "CPU threads, 0 = all cores"),
+    ROW_ENUM("meta.resume", CFG(meta.resume), "auto", "auto|never|must",
+             "auto: continue from the run folder's newest good checkpoint, else start fresh; never: a new run "
+             "folder; must: fail without a checkpoint"),
 
     ROW_STR("logging.folder", CFG(logging.folder), "runs", "run folders go under it"),
     ROW_STR("logging.write_tag", CFG(logging.write_tag), "jepa", "run folder name"),
     ROW_INT("logging.log_every", CFG(logging.log_every), "10", 1, INF, "progress line every N steps"),
+    ROW_INT("logging.checkpoint_every", CFG(logging.checkpoint_every), "0", 0, INF,
+            "checkpoint every N steps into RUN/checkpoints/ (0 = only at the end)"),
+    ROW_INT("logging.keep", CFG(logging.keep), "2", 1, INF, "newest good checkpoints kept; older ones deleted"),
 };
 enum { N_ROWS = sizeof schema / sizeof schema[0] };
 
@@ -156,16 +173,20 @@ static const ForeignKey foreign_keys[] = {
     {"nodes", NULL, "the world size comes from the launcher (mpirun -np N or srun); remove the key"},
     {"tasks_per_node", NULL, "the world size comes from the launcher (mpirun -np N or srun); remove the key"},
     {"data.dataset_type", NULL,
-     "jepa.c reads HDF5 stores written by `jepa data`, not video files; for now use data.source: synthetic"},
-    {"data.datasets", NULL,
-     "CSV video lists are not read; HDF5 stores come from `jepa data`; for now use data.source: synthetic"},
+     "jepa.c reads HDF5 clip stores listed in data.datasets (made by `jepa data convert`); remove the key"},
     {"data.decode_one_clip", "true", "jepa.c decodes one clip per sample"},
     {"data.pin_mem", "true|false", "ignored: jepa.c manages its own host buffers"},
-    {"data.num_workers", NULL, "loader threads are jepa.c's own; remove the key"},
+    {"data_aug.horizontal_flip", NULL, "renamed: use data_aug.random_horizontal_flip (the official name)"},
+    {"data.num_workers", NULL, "loader threads are jepa.c's own: use data.read_threads"},
     {"data.filter_short_videos", "false", "short-video filtering is not supported"},
     {"data.clip_duration", "null", "clips are sampled by data.sampling_rate, not by duration"},
-    {"meta.load_checkpoint", NULL, "checkpoints resume via meta.resume (coming with the checkpoint issue)"},
-    {"meta.read_checkpoint", NULL, "checkpoints resume via meta.resume (coming with the checkpoint issue)"},
+    {"meta.load_checkpoint", NULL,
+     "use meta.resume: auto|must (the run folder's newest checkpoint); scripts/convert_vjepa_checkpoint.py "
+     "converts official .pth.tar files"},
+    {"meta.read_checkpoint", NULL,
+     "use meta.resume: auto|must (the run folder's newest checkpoint); scripts/convert_vjepa_checkpoint.py "
+     "converts official .pth.tar files"},
+    {"meta.backend", NULL, "renamed meta.device (auto|cpu|cuda)"},
     {"meta.eval_freq", NULL, "pretraining runs no evaluation; remove the key"},
     {"meta.use_sdpa", "true|false", "ignored: jepa.c always uses its fused attention"},
 };
@@ -221,6 +242,8 @@ static const char *type_name(ValueType type) {
     case T_ENUM: return "enum";
     case T_FLOAT_PAIR: return "[float, float]";
     case T_NULLABLE_INT: return "int|null";
+    case T_PATH_LIST: return "[path, ...]";
+    case T_FLOAT_LIST: return "[float, ...]";
     }
     return "?";
 }
@@ -249,6 +272,10 @@ static void expected_text(const SchemaRow *row, char *buf, size_t n) {
     case T_FLOAT_PAIR:
         snprintf(buf, n, "a list of 2 numbers [a, b], each %s%s", range, (row->flags & ORDERED) ? ", a <= b" : "");
         break;
+    case T_PATH_LIST:
+        snprintf(buf, n, "a list of 0 to %d paths of 1 to %d characters", CONFIG_MAX_DATASETS, CONFIG_STR - 1);
+        break;
+    case T_FLOAT_LIST: snprintf(buf, n, "a list of 0 to %d numbers, each %s", CONFIG_MAX_DATASETS, range); break;
     }
 }
 
@@ -264,6 +291,8 @@ static void allowed_text(const SchemaRow *row, char *buf, size_t n) {
     case T_ENUM: snprintf(buf, n, "%s", row->allowed); break;
     case T_STRING: snprintf(buf, n, "1-%zu chars", row->size - 1); break;
     case T_FLOAT_PAIR: snprintf(buf, n, "each %s%s", range, (row->flags & ORDERED) ? ", a <= b" : ""); break;
+    case T_PATH_LIST: snprintf(buf, n, "0-%d paths", CONFIG_MAX_DATASETS); break;
+    case T_FLOAT_LIST: snprintf(buf, n, "0-%d, each %s", CONFIG_MAX_DATASETS, range); break;
     }
 }
 
@@ -465,25 +494,64 @@ static void read_string(const SchemaRow *row, char *field, const char *key, cons
     memcpy(field, text, strlen(text));
 }
 
+// Item i of a list value, a number in the row's range; errors name it key[i].
+static double read_list_number(const SchemaRow *row, const char *key, int i, const yaml_node_t *item,
+                               const Origin *at) {
+    const char *text = scalar_text(item);
+    double v;
+    if (!text || !parse_double(text, &v) || !in_range(row, v)) {
+        char range[64], got[256];
+        range_text(row, range, sizeof range);
+        node_summary(item, got, sizeof got);
+        die_at(at, item, "%s[%d]: expected a number %s, got %s", key, i, range, got);
+    }
+    return v;
+}
+
 static void read_pair(const SchemaRow *row, double *pair, const char *key, yaml_document_t *doc,
                       const yaml_node_t *node, const Origin *at) {
     if (!node || node->type != YAML_SEQUENCE_NODE ||
         node->data.sequence.items.top - node->data.sequence.items.start != 2)
         die_expected(at, node, key, row);
-    for (int i = 0; i < 2; i++) {
-        const yaml_node_t *item = yaml_document_get_node(doc, node->data.sequence.items.start[i]);
-        char element_key[160];
-        snprintf(element_key, sizeof element_key, "%s[%d]", key, i);
-        const char *text = scalar_text(item);
-        if (!text || !parse_double(text, &pair[i]) || !in_range(row, pair[i])) {
-            char range[64], got[256];
-            range_text(row, range, sizeof range);
-            node_summary(item, got, sizeof got);
-            die_at(at, item, "%s: expected a number %s, got %s", element_key, range, got);
-        }
-    }
+    for (int i = 0; i < 2; i++)
+        pair[i] = read_list_number(row, key, i, yaml_document_get_node(doc, node->data.sequence.items.start[i]), at);
     if ((row->flags & ORDERED) && pair[0] > pair[1])
         die_at(at, node, "%s: expected [lo, hi] with lo <= hi, got [%g, %g]", key, pair[0], pair[1]);
+}
+
+// A YAML list of up to CONFIG_MAX_DATASETS scalars; each item is checked by read_item (key "key[i]").
+static int list_items(const SchemaRow *row, const char *key, const yaml_node_t *node,
+                      const Origin *at) {
+    if (!node || node->type != YAML_SEQUENCE_NODE ||
+        node->data.sequence.items.top - node->data.sequence.items.start > CONFIG_MAX_DATASETS)
+        die_expected(at, node, key, row);
+    return (int)(node->data.sequence.items.top - node->data.sequence.items.start);
+}
+
+static void read_path_list(const SchemaRow *row, ConfigPathList *list, const char *key, yaml_document_t *doc,
+                           const yaml_node_t *node, const Origin *at) {
+    const int count = list_items(row, key, node, at);
+    memset(list, 0, sizeof *list);
+    for (int i = 0; i < count; i++) {
+        const yaml_node_t *item = yaml_document_get_node(doc, node->data.sequence.items.start[i]);
+        const char *text = scalar_text(item);
+        if (!text || !text[0] || strlen(text) >= CONFIG_STR) {
+            char got[256];
+            node_summary(item, got, sizeof got);
+            die_at(at, item, "%s[%d]: expected a path of 1 to %d characters, got %s", key, i, CONFIG_STR - 1, got);
+        }
+        memcpy(list->item[i], text, strlen(text));
+    }
+    list->count = count;
+}
+
+static void read_float_list(const SchemaRow *row, ConfigFloatList *list, const char *key, yaml_document_t *doc,
+                            const yaml_node_t *node, const Origin *at) {
+    const int count = list_items(row, key, node, at);
+    memset(list, 0, sizeof *list);
+    for (int i = 0; i < count; i++)
+        list->item[i] = read_list_number(row, key, i, yaml_document_get_node(doc, node->data.sequence.items.start[i]), at);
+    list->count = count;
 }
 
 static void set_value(const SchemaRow *row, void *field, const char *key, yaml_document_t *doc,
@@ -496,6 +564,8 @@ static void set_value(const SchemaRow *row, void *field, const char *key, yaml_d
     case T_STRING:
     case T_ENUM: read_string(row, field, key, node, at); break;
     case T_FLOAT_PAIR: read_pair(row, field, key, doc, node, at); break;
+    case T_PATH_LIST: read_path_list(row, field, key, doc, node, at); break;
+    case T_FLOAT_LIST: read_float_list(row, field, key, doc, node, at); break;
     }
 }
 
@@ -745,6 +815,18 @@ static void validate_each_key(const Config *cfg) {
                      (!(row->flags & ORDERED) || pair[0] <= pair[1]);
                 break;
             }
+            case T_PATH_LIST: {
+                const ConfigPathList *list = field;
+                ok = list->count >= 0 && list->count <= CONFIG_MAX_DATASETS;
+                for (int i = 0; ok && i < list->count; i++) ok = list->item[i][0] && memchr(list->item[i], 0, CONFIG_STR);
+                break;
+            }
+            case T_FLOAT_LIST: {
+                const ConfigFloatList *list = field;
+                ok = list->count >= 0 && list->count <= CONFIG_MAX_DATASETS;
+                for (int i = 0; ok && i < list->count; i++) ok = in_range(row, list->item[i]);
+                break;
+            }
             }
             if (ok) continue;
             expected_text(row, expected, sizeof expected);
@@ -795,6 +877,9 @@ void config_validate(const Config *cfg) {
     require(cfg->data_aug.reprob == 0, "data_aug.reprob: only 0 is supported (no random erasing), got %g",
             cfg->data_aug.reprob);
     validate_model(cfg);
+    require(cfg->data.datasets_weights.count == 0 || cfg->data.datasets_weights.count == cfg->data.datasets.count,
+            "data.datasets_weights has %d values but data.datasets lists %d stores (give one weight per store, or [])",
+            cfg->data.datasets_weights.count, cfg->data.datasets.count);
     require(cfg->optimization.warmup <= cfg->optimization.epochs,
             "optimization.warmup (%d epochs) must not exceed optimization.epochs (%d)", cfg->optimization.warmup,
             cfg->optimization.epochs);
@@ -841,6 +926,24 @@ static void quote_yaml(const char *text, char *buf, size_t n) {
     buf[used] = 0;
 }
 
+// "[a, b]": items joined; paths quoted for YAML.
+static void format_list(const SchemaRow *row, const void *field, int for_yaml, char *buf, size_t n) {
+    const int count = row->type == T_PATH_LIST ? ((const ConfigPathList *)field)->count
+                                               : ((const ConfigFloatList *)field)->count;
+    size_t used = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < count && used < n; i++) {
+        char item[CONFIG_STR * 2 + 8];
+        if (row->type == T_FLOAT_LIST)
+            format_double(((const ConfigFloatList *)field)->item[i], item, sizeof item);
+        else if (for_yaml)
+            quote_yaml(((const ConfigPathList *)field)->item[i], item, sizeof item);
+        else
+            snprintf(item, sizeof item, "%s", ((const ConfigPathList *)field)->item[i]);
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", item);
+    }
+    if (used < n) snprintf(buf + used, n - used, "]");
+}
+
 static void format_value(const SchemaRow *row, const void *field, int for_yaml, char *buf, size_t n) {
     char a[40], b[40];
     switch (row->type) {
@@ -865,6 +968,8 @@ static void format_value(const SchemaRow *row, const void *field, int for_yaml, 
         format_double(((const double *)field)[1], b, sizeof b);
         snprintf(buf, n, "[%s, %s]", a, b);
         break;
+    case T_PATH_LIST:
+    case T_FLOAT_LIST: format_list(row, field, for_yaml, buf, n); break;
     }
 }
 
@@ -895,7 +1000,7 @@ typedef struct {
 
 static void write_yaml_entry(const char *key, const SchemaRow *row, const void *field, int mask_index, void *ctx) {
     YamlWriter *w = ctx;
-    char value[1200];
+    char value[CONFIG_MAX_DATASETS * (CONFIG_STR + 8) + 64];  // the longest list of paths
     size_t len = section_length(key);
     if (strlen(w->section) != len || strncmp(w->section, key, len)) {
         snprintf(w->section, sizeof w->section, "%.*s", (int)len, key);
@@ -917,13 +1022,30 @@ void config_write_yaml(const Config *cfg, FILE *out) {
 }
 
 typedef struct {
+    ConfigValueVisitor visit;
+    void *ctx;
+} ValueVisit;
+
+static void visit_value(const char *key, const SchemaRow *row, const void *field, int mask_index, void *ctx) {
+    const ValueVisit *v = ctx;
+    char value[16384];  // longer than any value (the longest is a list of paths)
+    format_value(row, field, 1, value, sizeof value);
+    v->visit(key, value, v->ctx);
+}
+
+void config_for_each_value(const Config *cfg, ConfigValueVisitor visit, void *ctx) {
+    ValueVisit v = {visit, ctx};
+    for_each_entry(cfg, visit_value, &v);
+}
+
+typedef struct {
     FILE *out;
     int key_width, value_width;
 } TableWriter;
 
 static void measure_table_entry(const char *key, const SchemaRow *row, const void *field, int mask_index, void *ctx) {
     TableWriter *t = ctx;
-    char value[1200];
+    char value[CONFIG_MAX_DATASETS * (CONFIG_STR + 8) + 64];  // the longest list of paths
     format_value(row, field, 0, value, sizeof value);
     if ((int)strlen(key) > t->key_width) t->key_width = (int)strlen(key);
     if ((int)strlen(value) > t->value_width) t->value_width = (int)strlen(value);
@@ -931,7 +1053,7 @@ static void measure_table_entry(const char *key, const SchemaRow *row, const voi
 
 static void print_table_entry(const char *key, const SchemaRow *row, const void *field, int mask_index, void *ctx) {
     TableWriter *t = ctx;
-    char value[1200];
+    char value[CONFIG_MAX_DATASETS * (CONFIG_STR + 8) + 64];  // the longest list of paths
     format_value(row, field, 0, value, sizeof value);
     fprintf(t->out, "| %-*s | %-*s |\n", t->key_width, key, t->value_width, value);
 }

@@ -7,6 +7,17 @@
 
 #define CONFIG_MAX_MASKS 8
 #define CONFIG_STR 256
+#define CONFIG_MAX_DATASETS 16
+
+// YAML lists of up to CONFIG_MAX_DATASETS items (data.datasets, data.datasets_weights); count 0 = empty list.
+typedef struct {
+    int count;
+    char item[CONFIG_MAX_DATASETS][CONFIG_STR];
+} ConfigPathList;
+typedef struct {
+    int count;
+    double item[CONFIG_MAX_DATASETS];
+} ConfigFloatList;
 
 typedef struct {
     int num_blocks;             // blocks per sample; target = their union
@@ -19,7 +30,11 @@ typedef struct {
 
 typedef struct {
     struct {
-        char source[32];        // "synthetic" (in-memory bouncing balls); the HDF5 store comes with the data issue
+        char source[32];        // in-memory world used when datasets is empty: "synthetic" (bouncing balls)
+        ConfigPathList datasets;           // HDF5 clip stores (docs/data.md); empty = data.source
+        ConfigFloatList datasets_weights;  // mixture weight per store; empty = every clip once per epoch
+        int read_threads;       // loader threads, 0 = all cores
+        int queue_depth;        // batch buffers: the one the trainer holds plus those prefetched
         int batch_size;         // clips per micro-batch per rank
         int num_frames;         // frames per clip
         int tubelet_size;       // frames per token
@@ -32,7 +47,7 @@ typedef struct {
     struct {
         double random_resize_aspect_ratio[2];
         double random_resize_scale[2];
-        int horizontal_flip;    // flip probability 0.5 when true
+        int random_horizontal_flip;  // flip probability 0.5 when true
         int auto_augment, motion_shift;  // accepted as in the official YAML; only false supported
         double reprob;                   // random erasing probability; only 0 supported
     } data_aug;
@@ -68,14 +83,17 @@ typedef struct {
     struct {
         int seed;
         char dtype[16];         // float32 | bfloat16
-        char backend[16];       // cpu | cuda
+        char device[16];        // auto | cpu | cuda (auto: cuda when a GPU is present)
         int deterministic;
         int threads;            // CPU threads, 0 = all cores
+        char resume[8];         // auto | never | must: start from the run folder's newest checkpoint (docs/checkpoints.md)
     } meta;
     struct {
         char folder[CONFIG_STR];     // run folders go under it
         char write_tag[64];          // run folder name
         int log_every;               // progress line every N steps
+        int checkpoint_every;        // checkpoint every N steps (0 = only at the end)
+        int keep;                    // checkpoints kept in the run folder (>= 1)
     } logging;
 } Config;
 
@@ -92,3 +110,6 @@ void config_write_yaml(const Config *cfg, FILE *out);
 void config_print_table(const Config *cfg, FILE *out);
 // Schema documentation: key, type, default, range, doc (jepa config --doc).
 void config_print_doc(FILE *out);
+// Every key with its value as YAML text (strings quoted), in schema order, mask keys per generator (mask.0.num_blocks).
+typedef void (*ConfigValueVisitor)(const char *key, const char *value, void *ctx);
+void config_for_each_value(const Config *cfg, ConfigValueVisitor visit, void *ctx);

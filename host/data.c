@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "loader.h"
 #include "rng.h"
 #include "world_balls.h"
 
@@ -19,10 +20,11 @@ typedef struct {
 struct DataSource {
     const DataSourceOps *ops;
     uint64_t seed;
-    int flip;                  // data_aug.horizontal_flip
+    int flip;                  // data_aug.random_horizontal_flip
     int frames, height, width; // clip shape (T, H, W)
     int frame_step;            // data.sampling_rate
     BallsWorldConfig world;    // synthetic source
+    Loader *loader;            // HDF5 stores (data.datasets)
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -103,6 +105,28 @@ static DataSource *synthetic_open(const Config *cfg, DataSource *ds) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// HDF5 stores: the loader's reader threads fill batch buffers ahead of the trainer (loader.h, docs/data.md).
+
+static void stores_get_clips(DataSource *ds, int64_t first_sample, int B, float *clips) {
+    memcpy(clips, loader_batch(ds->loader, first_sample, B), (size_t)B * data_clip_floats(ds) * sizeof(float));
+}
+
+static void stores_close(DataSource *ds) {
+    loader_close(ds->loader);
+    free(ds);
+}
+
+static const DataSourceOps STORES_OPS = {stores_get_clips, stores_close};
+
+static DataSource *stores_open(const Config *cfg, DataSource *ds) {
+    LoaderSpec spec;
+    loader_spec_from_config(cfg, &spec);
+    ds->loader = loader_open(&spec);
+    ds->ops = &STORES_OPS;
+    return ds;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Interface
 
 DataSource *data_open(const Config *cfg) {
@@ -110,10 +134,11 @@ DataSource *data_open(const Config *cfg) {
     if (cfg->data.sampling_rate < 1) die_input("data.sampling_rate %d must be >= 1", cfg->data.sampling_rate);
     DataSource *ds = xcalloc(1, sizeof *ds);
     ds->seed = (uint64_t)(int64_t)cfg->meta.seed;
-    ds->flip = cfg->data_aug.horizontal_flip != 0;
+    ds->flip = cfg->data_aug.random_horizontal_flip != 0;
     ds->frames = cfg->data.num_frames;
     ds->height = ds->width = cfg->data.crop_size;
     ds->frame_step = cfg->data.sampling_rate;
+    if (cfg->data.datasets.count > 0) return stores_open(cfg, ds);
     if (strcmp(cfg->data.source, "synthetic") == 0) return synthetic_open(cfg, ds);
     die_input("data.source '%s' is not supported yet ---> HINT: set data.source: synthetic", cfg->data.source);
 }

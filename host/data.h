@@ -1,7 +1,9 @@
 // data.h: the trainer's data source. A clip is a pure function of (meta.seed, global sample index), so any rank,
 // thread or worker count, and any resume point, sees the same clips (DESIGN: randomness).
-// Sources: "synthetic" (bouncing balls rendered in memory). The HDF5 store with its threaded loader comes later
-// behind the same three calls; data_get_clips is synchronous from the caller's side either way.
+// Sources: HDF5 clip stores (data.datasets; loader.h reads them ahead in its own threads, docs/data.md), or when
+// data.datasets is empty data.source: "synthetic" (bouncing balls rendered in memory). data_get_clips is
+// synchronous from the caller's side either way; for stores the global sample index is a position in the
+// epoch's order (docs/data.md).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -10,11 +12,12 @@
 
 typedef struct DataSource DataSource;
 
-// Opens the source named by data.source; dies with a hint on an unknown source or unusable data keys.
+// Opens the stores of data.datasets, or the source named by data.source when there are none; dies with a hint
+// on an unusable store or data keys.
 DataSource *data_open(const Config *cfg);
 // Clips of global samples [first_sample, first_sample + B) into clips (B, T, H, W, 3) float: RGB in [0, 1],
 // normalised per channel with the ImageNet mean and std, mirrored left-right with probability 0.5 when
-// data_aug.horizontal_flip (one draw per clip from rng_stream(seed, RNG_AUG, 0, sample_index)).
+// data_aug.random_horizontal_flip (one draw per clip from rng_stream(seed, RNG_AUG, 0, sample_index)).
 void data_get_clips(DataSource *ds, int64_t first_sample, int B, float *clips);
 void data_close(DataSource *ds);
 // Floats in one clip: T * H * W * 3.

@@ -5,7 +5,10 @@
 
 #include "common.h"
 #include "config.h"
+#include "export.h"
+#include "backend_cuda.h"
 #include "provenance.h"
+#include "tools.h"
 #include "train.h"
 
 static const char *MAIN_HELP =
@@ -16,9 +19,13 @@ static const char *MAIN_HELP =
     "commands:\n"
     "  train CONFIG [key=value ...]   train from a YAML config (see `jepa train --help`)\n"
     "  config --doc                   every config key: type, default, range, meaning\n"
+    "  data synth|info|convert ...    make and check HDF5 clip stores (see `jepa data --help`)\n"
+    "  bench data FILE...             loader clips/s per reader thread count (see `jepa bench data --help`)\n"
+    "  export CKPT -o FILE            weights under the official V-JEPA names (see `jepa export --help`)\n"
     "\n"
     "options:\n"
     "  --version                      version, commit, build flags and library versions\n"
+    "  --devices                      the GPUs this build can use (one line each), or why there are none\n"
     "  --help                         this text\n"
     "\n"
     "exit codes: 0 ok, 1 internal error, 2 bad input (config, arguments, files)\n";
@@ -29,7 +36,9 @@ static const char *TRAIN_HELP =
     "Trains V-JEPA from CONFIG.yaml. Overrides use the YAML key path, e.g.\n"
     "  optimization.lr=1e-3   mask.0.num_blocks=4   optimization.ema=[0.996,1.0]\n"
     "A run folder logging.folder/logging.write_tag (suffixed -2, -3... if taken) receives the resolved\n"
-    "config.yaml, provenance.json, train.log and metrics.jsonl (one JSON record per step).\n"
+    "config.yaml, provenance.json, train.log, metrics.jsonl (one JSON record per step) and checkpoints/.\n"
+    "meta.resume=auto (the default) continues the run from its folder's newest checkpoint that verifies\n"
+    "(a finished run has nothing left to do); never starts a new folder; must fails without a checkpoint.\n"
     "\n"
     "options:\n"
     "  --dry-run   print parameters per module, FLOPs per step and the memory estimate, then exit\n"
@@ -37,8 +46,10 @@ static const char *TRAIN_HELP =
 
 static const char *CONFIG_HELP =
     "usage: jepa config --doc\n"
+    "       jepa config --resolve CONFIG.yaml [section.key=value ...]\n"
     "\n"
-    "Prints every configuration key with its type, default, valid range and a one-line description.\n";
+    "--doc prints every configuration key with its type, default, valid range and a one-line description.\n"
+    "--resolve prints the resolved config (defaults, file, overrides) as a run folder's config.yaml holds it.\n";
 
 static int wants_help(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
@@ -80,6 +91,47 @@ static int cmd_train(int argc, char **argv, int full_argc, char **full_argv) {
     return train_run(&cfg, command);
 }
 
+static const char *EXPORT_HELP =
+    "usage: jepa export CKPT -o FILE.safetensors [--what target|encoder|predictor]\n"
+    "\n"
+    "Writes one module of a checkpoint under the official V-JEPA state_dict names and layouts (VisionTransformer for\n"
+    "target and encoder, VisionTransformerPredictor for predictor; Conv3d patch weight, fused qkv, the fixed sincos\n"
+    "pos_embed / predictor_pos_embed included), so that in PyTorch\n"
+    "  model.load_state_dict(safetensors.torch.load_file(FILE), strict=True)\n"
+    "loads it into the official class built with the same sizes. CKPT is a checkpoint folder\n"
+    "(RUN/checkpoints/step_000123) or a run folder (its newest checkpoint that verifies). docs/checkpoints.md.\n"
+    "\n"
+    "options:\n"
+    "  -o FILE     the safetensors file to write (replaced atomically)\n"
+    "  --what W    target (default: the EMA target encoder, what V-JEPA evaluates), encoder or predictor\n"
+    "  --help      this text\n";
+
+static int cmd_export(int argc, char **argv) {
+    if (wants_help(argc, argv)) {
+        fputs(EXPORT_HELP, stdout);
+        return JEPA_EXIT_OK;
+    }
+    const char *ckpt = NULL, *out = NULL;
+    ExportWhat what = EXPORT_TARGET;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--what") == 0) {
+            if (i + 1 == argc) die_input("export: %s needs a value (see jepa export --help)", argv[i]);
+            if (argv[i][1] == 'o') out = argv[++i];
+            else if (export_what_parse(argv[++i], &what) != 0)
+                die_input("export: --what: expected target, encoder or predictor, got '%s'", argv[i]);
+        } else if (argv[i][0] == '-') {
+            die_input("export: unknown option '%s' (see jepa export --help)", argv[i]);
+        } else if (!ckpt) {
+            ckpt = argv[i];
+        } else {
+            die_input("export: a second checkpoint '%s' after '%s'", argv[i], ckpt);
+        }
+    }
+    if (!ckpt || !out) die_input("export: expected CKPT and -o FILE.safetensors (see jepa export --help)");
+    export_checkpoint(ckpt, out, what);
+    return JEPA_EXIT_OK;
+}
+
 static int cmd_config(int argc, char **argv) {
     if (wants_help(argc, argv)) {
         fputs(CONFIG_HELP, stdout);
@@ -89,7 +141,24 @@ static int cmd_config(int argc, char **argv) {
         config_print_doc(stdout);
         return JEPA_EXIT_OK;
     }
-    die_input("config: expected --doc (see jepa config --help)");
+    if (argc >= 2 && strcmp(argv[0], "--resolve") == 0) {
+        Config cfg;
+        config_load(&cfg, argv[1], argc - 2, argv + 2);
+        config_validate(&cfg);
+        config_write_yaml(&cfg, stdout);
+        return JEPA_EXIT_OK;
+    }
+    die_input("config: expected --doc or --resolve CONFIG.yaml (see jepa config --help)");
+}
+
+static int cmd_bench(int argc, char **argv) {
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+        fputs("usage: jepa bench <target> [options]\n\ntargets:\n  data FILE...   loader throughput on HDF5 stores "
+              "(see `jepa bench data --help`)\n", argc < 1 ? stderr : stdout);
+        return argc < 1 ? JEPA_EXIT_BAD_INPUT : JEPA_EXIT_OK;
+    }
+    if (!strcmp(argv[0], "data")) return bench_data_command(argc - 1, argv + 1);
+    die_input("bench: target '%s' is not available yet (targets: data)", argv[0]);
 }
 
 // OpenMP threads that spin after each parallel region fight OpenBLAS's threads for the cores between ops (measured on
@@ -99,6 +168,18 @@ static void prefer_passive_openmp(char **argv) {
     if (getenv("OMP_WAIT_POLICY")) return;
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+}
+
+// `jepa --devices`: "cuda:N <description>" per usable GPU, else "no GPU: <why>". Exit 0 either way (scripts grep).
+static int print_devices(FILE *out) {
+    char why[256], line[512];
+    const int n = cuda_device_count(why, sizeof why);
+    if (n == 0) fprintf(out, "no GPU: %s\n", why);
+    for (int i = 0; i < n; i++) {
+        backend_cuda_describe(i, line, sizeof line);
+        fprintf(out, "cuda:%d %s\n", i, line);
+    }
+    return JEPA_EXIT_OK;
 }
 
 int main(int argc, char **argv) {
@@ -112,11 +193,15 @@ int main(int argc, char **argv) {
         fputs(MAIN_HELP, stdout);
         return JEPA_EXIT_OK;
     }
+    if (strcmp(cmd, "--devices") == 0) return print_devices(stdout);
     if (strcmp(cmd, "--version") == 0) {
         print_version(stdout);
         return JEPA_EXIT_OK;
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2, argc, argv);
     if (strcmp(cmd, "config") == 0) return cmd_config(argc - 2, argv + 2);
-    die_input("unknown command '%s' (commands: train, config; see jepa --help)", cmd);
+    if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
+    if (strcmp(cmd, "data") == 0) return data_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    die_input("unknown command '%s' (commands: train, config, export, data, bench; see jepa --help)", cmd);
 }

@@ -542,7 +542,7 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
 static void upload_table(Backend *be, void **dst, int N, int dim, int uniform_power, const ModelDims *d) {
     double *table = xmalloc((size_t)N * dim * sizeof(double));
     sincos_3d_table(dim, d->grid_t, d->grid_h, d->grid_w, uniform_power, table);
-    *dst = be->alloc(be, (size_t)N * dim * be->esize);
+    *dst = backend_alloc(be, "a position table", (size_t)N * dim * be->esize);
     be->upload_f64(be, *dst, be->esize, table, (size_t)N * dim);
     free(table);
 }
@@ -554,14 +554,14 @@ Model *model_create(const Config *cfg, Backend *be) {
     model_build_table(&m->dims, &m->table);
     const ModelDims *d = &m->dims;
     const size_t total = m->table.total, enc = table_module_numel(&m->table, MODULE_ENCODER);
-    m->params = be->alloc(be, total * be->msize);
-    m->grads = be->alloc(be, total * be->msize);
-    m->adam_m = be->alloc(be, total * be->msize);
-    m->adam_v = be->alloc(be, total * be->msize);
-    m->target = be->alloc(be, enc * be->msize);
+    m->params = backend_alloc(be, "the master parameters", total * be->msize);
+    m->grads = backend_alloc(be, "the parameter gradients", total * be->msize);
+    m->adam_m = backend_alloc(be, "the AdamW first moments", total * be->msize);
+    m->adam_v = backend_alloc(be, "the AdamW second moments", total * be->msize);
+    m->target = backend_alloc(be, "the target encoder", enc * be->msize);
     const int alias = be->esize == be->msize;
-    m->work = alias ? m->params : be->alloc(be, total * be->esize);
-    m->target_work = alias ? m->target : be->alloc(be, enc * be->esize);
+    m->work = alias ? m->params : backend_alloc(be, "the working parameters", total * be->esize);
+    m->target_work = alias ? m->target : backend_alloc(be, "the working target encoder", enc * be->esize);
     double *init = xmalloc(total * sizeof(double));
     table_init_values(&m->table, (uint64_t)cfg->meta.seed, init);
     be->upload_f64(be, m->params, be->msize, init, total);
@@ -571,13 +571,13 @@ Model *model_create(const Config *cfg, Backend *be) {
     be->cast_params(be, m->target_work, m->target, enc);
     upload_table(be, &m->pos_enc, d->tokens, d->enc.width, cfg->model.uniform_power, d);
     upload_table(be, &m->pos_pred, d->tokens, d->pred.width, cfg->model.uniform_power, d);
-    m->stats = be->alloc(be, (size_t)(d->num_masks + STAT_EXTRA) * be->ssize);
+    m->stats = backend_alloc(be, "the step statistics", (size_t)(d->num_masks + STAT_EXTRA) * be->ssize);
     // Plan the arena for the largest token counts: every context and every target as long as the clip.
     int n_max[CONFIG_MAX_MASKS];
     for (int g = 0; g < d->num_masks; g++) n_max[g] = d->tokens;
     m->max_batch = cfg->data.batch_size;
     m->arena.capacity = model_plan_arena(d, (ElemSizes){be->esize, be->ssize}, m->max_batch, n_max, n_max);
-    m->arena.base = be->alloc(be, m->arena.capacity);
+    m->arena.base = backend_alloc(be, "the activation arena (planned for data.batch_size clips)", m->arena.capacity);
     m->staging = xmalloc((size_t)m->max_batch * d->frames * d->crop * d->crop * 3 * sizeof(double));
     return m;
 }

@@ -6,7 +6,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "backend_cuda.h"
 #include "common.h"
+#include "store.h"
 #include "version.h"
 
 char *openblas_get_config(void);  // OpenBLAS exports it; cblas.h does not declare it everywhere
@@ -17,6 +19,12 @@ void print_version(FILE *out) {
     fprintf(out, "jepa %s (commit %s)\n", JEPA_VERSION, JEPA_BUILD_COMMIT);
     fprintf(out, "  compiler  %s\n  flags     %s\n  openblas  %s\n  libyaml   %s\n  json-c    %s\n", __VERSION__,
             JEPA_BUILD_FLAGS, openblas_get_config(), yaml_get_version_string(), json_c_version());
+    char cuda[256];
+    cuda_build_info(cuda, sizeof cuda);
+    fprintf(out, "  cuda      %s\n", cuda);
+    char stores[128];
+    store_library_versions(stores, sizeof stores);
+    fprintf(out, "  stores    %s\n", stores);
 }
 
 static void add_string(json_object *o, const char *key, const char *value) {
@@ -37,6 +45,12 @@ void provenance_write(FILE *out, const char *device, const char *command) {
     add_string(libs, "openblas", openblas_get_config());
     add_string(libs, "libyaml", yaml_get_version_string());
     add_string(libs, "json-c", json_c_version());
+    char cuda[256];
+    cuda_build_info(cuda, sizeof cuda);
+    add_string(libs, "cuda (build)", cuda);
+    char stores[128];
+    store_library_versions(stores, sizeof stores);
+    add_string(libs, "hdf5, zlib", stores);
     json_object_object_add(root, "libraries", libs);
     add_string(root, "device", device);
     add_string(root, "host", host);

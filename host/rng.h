@@ -9,9 +9,10 @@ typedef enum {
     RNG_MASK_SIZE = 2,   // block size per mask generator: step = global step, index = generator
     RNG_MASK_POS = 3,    // block positions: step = global step, index = global sample index; purpose + 16*(generator+1)
     RNG_SYNTH = 4,       // synthetic worlds: step = 0, index = global sample index
-    RNG_AUG = 5,         // crops and flips: step = 0, index = global sample index
-    RNG_DATA_ORDER = 6,  // data order: step = epoch, index = 0
+    RNG_AUG = 5,         // frame offset, crop, flip: step = 0, index = global sample index (position)
+    RNG_DATA_ORDER = 6,  // epoch order (Feistel rounds): step = epoch, index = round << 32 | half-word
     RNG_TEST = 7,        // tests
+    RNG_DATA_MIX = 8,    // weighted store mixture: step = 0, index = global sample index (position)
 } RngPurpose;
 
 typedef struct {

@@ -29,6 +29,16 @@ static FILE *open_in(const RunFolder *rf, const char *name, const char *mode) {
     return f;
 }
 
+// config.yaml (the resolved config) and provenance.json of this invocation.
+static void write_run_files(const RunFolder *rf, const Config *cfg, const char *device, const char *command) {
+    FILE *f = open_in(rf, "config.yaml", "w");
+    config_write_yaml(cfg, f);
+    fclose(f);
+    f = open_in(rf, "provenance.json", "w");
+    provenance_write(f, device, command);
+    fclose(f);
+}
+
 void run_folder_open(RunFolder *rf, const Config *cfg, const char *device, const char *command) {
     make_dirs(cfg->logging.folder);
     for (int k = 1;; k++) {
@@ -37,14 +47,51 @@ void run_folder_open(RunFolder *rf, const Config *cfg, const char *device, const
         if (mkdir(rf->path, 0755) == 0) break;
         if (errno != EEXIST) die_input("logging.folder: cannot create %s: %s", rf->path, strerror(errno));
     }
-    FILE *f = open_in(rf, "config.yaml", "w");
-    config_write_yaml(cfg, f);
-    fclose(f);
-    f = open_in(rf, "provenance.json", "w");
-    provenance_write(f, device, command);
-    fclose(f);
+    write_run_files(rf, cfg, device, command);
     rf->log = open_in(rf, "train.log", "w");
     rf->metrics = open_in(rf, "metrics.jsonl", "w");
+}
+
+int run_folder_latest(const Config *cfg, char *path, size_t n) {
+    struct stat st;
+    char candidate[1024];
+    int found = 0;
+    for (int k = 1;; k++) {
+        if (k == 1) snprintf(candidate, sizeof(candidate), "%s/%s", cfg->logging.folder, cfg->logging.write_tag);
+        else snprintf(candidate, sizeof(candidate), "%s/%s-%d", cfg->logging.folder, cfg->logging.write_tag, k);
+        if (stat(candidate, &st) != 0 || !S_ISDIR(st.st_mode)) return found;
+        snprintf(path, n, "%s", candidate);
+        found = 1;
+    }
+}
+
+// metrics.jsonl without the records of steps after through_step (a resumed run writes them again).
+static void cut_metrics(const RunFolder *rf, long through_step) {
+    char path[1100], tmp[1200];
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", rf->path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *in = fopen(path, "r");
+    if (!in) return;  // none yet
+    FILE *out = fopen(tmp, "w");
+    if (!out) die_input("cannot write %s: %s", tmp, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, in) > 0) {
+        const char *at = strstr(line, "\"step\":");
+        if (at && strtol(at + 7, NULL, 10) <= through_step) fputs(line, out);
+    }
+    free(line);
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0) die_input("cannot write %s: %s", path, strerror(errno));
+}
+
+void run_folder_reopen(RunFolder *rf, const char *path, const Config *cfg, const char *device, const char *command,
+                       long through_step) {
+    snprintf(rf->path, sizeof(rf->path), "%s", path);
+    write_run_files(rf, cfg, device, command);
+    cut_metrics(rf, through_step);
+    rf->log = open_in(rf, "train.log", "a");
+    rf->metrics = open_in(rf, "metrics.jsonl", "a");
 }
 
 void run_folder_close(RunFolder *rf) {

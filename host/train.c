@@ -7,22 +7,40 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "backend_cuda.h"
+#include "checkpoint.h"
 #include "common.h"
 #include "data.h"
 #include "flops.h"
 #include "masks.h"
 #include "model.h"
 #include "optim.h"
+#include "resume.h"
 #include "runfolder.h"
 
-static Backend *backend_for(const Config *cfg) {
-    if (strcmp(cfg->meta.backend, "cpu") != 0)
-        die_input("meta.backend: '%s' is not available in this build (the CUDA backend is a later issue)\n"
-                  "---> HINT: set meta.backend=cpu", cfg->meta.backend);
+// The backend meta.device names (auto: cuda when a GPU is present, else cpu); device[n] receives its description
+// (the start-up banner and provenance).
+static Backend *backend_for(const Config *cfg, char *device, size_t n) {
+    char why[256] = "";
+    const int gpus = strcmp(cfg->meta.device, "cpu") == 0 ? 0 : cuda_device_count(why, sizeof why);
+    if (strcmp(cfg->meta.device, "cuda") == 0 && gpus == 0)
+        die_input("meta.device: cuda, but %s\n---> HINT: set meta.device=cpu (or auto)", why);
+    if (gpus > 0) {
+        if (strcmp(cfg->meta.dtype, "bfloat16") != 0)
+            die_input("meta.dtype: the cuda device computes in bfloat16, not '%s' (there are no fp32 GPU kernels)\n"
+                      "---> HINT: set meta.dtype=bfloat16, or meta.device=cpu for float32", cfg->meta.dtype);
+        Backend *be = backend_cuda_create(0, cfg->meta.deterministic);
+        backend_cuda_describe(0, device, n);
+        return be;
+    }
+    if (why[0]) printf("meta.device auto: %s; running on the CPU\n", why);
     if (strcmp(cfg->meta.dtype, "float32") != 0)
-        die_input("meta.dtype: the CPU backend computes in float32, not '%s'\n---> HINT: set meta.dtype=float32",
-                  cfg->meta.dtype);
-    return backend_cpu_create(0, cfg->meta.threads);
+        die_input("meta.dtype: the CPU backend computes in float32, not '%s'%s\n---> HINT: set meta.dtype=float32",
+                  cfg->meta.dtype, why[0] ? " (meta.device auto found no GPU)" : "");
+    Backend *be = backend_cpu_create(0, cfg->meta.threads);
+    snprintf(device, n, "%s (%d threads)", be->name,
+             cfg->meta.threads > 0 ? cfg->meta.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    return be;
 }
 
 static TokenGrid token_grid(const ModelDims *d) { return (TokenGrid){d->grid_t, d->grid_h, d->grid_w}; }
@@ -72,9 +90,9 @@ static void format_duration(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
-static void print_progress(RunFolder *rf, const StepRecord *r, double elapsed) {
+static void print_progress(RunFolder *rf, const StepRecord *r, double elapsed, long steps_done_here) {
     char eta[32];
-    format_duration(elapsed / r->step * (r->total - r->step), eta, sizeof(eta));
+    format_duration(elapsed / steps_done_here * (r->total - r->step), eta, sizeof(eta));
     run_log(rf, "step %6ld/%ld | epoch %3d | loss %.5f | lr %.3e | %.1f clips/s | data %4.1f%% | target std %.3f | ETA %s\n",
             r->step, r->total, r->epoch, r->stats.loss_mean, r->sched.lr, r->clips_per_s,
             100.0 * r->data_s / r->step_s, r->stats.target_std, eta);
@@ -87,6 +105,7 @@ typedef struct {
     DataSource *data;
     float *clips;  // [B,T,H,W,3]
     MaskBatch masks[CONFIG_MAX_MASKS];
+    int64_t data_cursor;  // next global sample index (a checkpoint saves it)
 } Trainer;
 
 static void train_step(Trainer *tr, long step, StepRecord *r) {
@@ -99,7 +118,7 @@ static void train_step(Trainer *tr, long step, StepRecord *r) {
     r->sched = schedule_at(cfg, step);
     model_zero_step(m);
     for (int micro = 0; micro < accum; micro++) {
-        const int64_t first_sample = ((int64_t)step * accum + micro) * B;
+        const int64_t first_sample = tr->data_cursor + (int64_t)micro * B;
         const double d0 = now_seconds();
         data_get_clips(tr->data, first_sample, B, tr->clips);
         r->data_s += now_seconds() - d0;
@@ -113,6 +132,7 @@ static void train_step(Trainer *tr, long step, StepRecord *r) {
         model_micro_step(m, &mb, 1.0 / accum, 1);
         for (int g = 0; g < G; g++) mask_batch_free(&tr->masks[g]);
     }
+    tr->data_cursor += (int64_t)accum * B;
     optim_step(m, cfg, &r->sched, step + 1);
     model_read_stats(m, &r->stats);  // the step's one host synchronisation
     r->step = step + 1;
@@ -121,27 +141,42 @@ static void train_step(Trainer *tr, long step, StepRecord *r) {
     r->clips_per_s = B * accum / r->step_s;
 }
 
+// Checkpoint after step r->step when one is due: every logging.checkpoint_every steps, at the end, or on request.
+static void checkpoint_if_due(RunFolder *rf, const Trainer *tr, const StepRecord *r, long total) {
+    const int every = tr->cfg->logging.checkpoint_every;
+    const int requested = checkpoint_take_request();
+    if (!requested && r->step != total && (every == 0 || r->step % every != 0)) return;
+    const double t0 = now_seconds();
+    const TrainPosition pos = {r->step, tr->data_cursor};
+    char path[1200];
+    checkpoint_save(rf->path, tr->model, tr->cfg, &pos, &r->sched, path, sizeof(path));
+    run_log(rf, "checkpoint %s (%.1f s)\n", path, now_seconds() - t0);
+}
+
 int train_run(const Config *cfg, const char *command) {
-    Backend *be = backend_for(cfg);
-    char device[128];
-    snprintf(device, sizeof(device), "%s (%d threads)", be->name,
-             cfg->meta.threads > 0 ? cfg->meta.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    char device[512];
+    Backend *be = backend_for(cfg, device, sizeof device);
     RunFolder rf = {0};
-    run_folder_open(&rf, cfg, device, command);
-    config_print_table(cfg, stdout);
-    config_print_table(cfg, rf.log);
     Trainer tr = {.cfg = cfg};
     tr.model = model_create(cfg, be);
+    const TrainPosition from = resume_open_run(&rf, tr.model, cfg, device, command);
+    tr.data_cursor = from.data_cursor;
+    config_print_table(cfg, stdout);
+    config_print_table(cfg, rf.log);
     tr.data = data_open(cfg);
     const ModelDims *d = &tr.model->dims;
     tr.clips = xmalloc((size_t)cfg->data.batch_size * d->frames * d->crop * d->crop * 3 * sizeof(float));
     const long total = train_total_steps(cfg);
-    run_log(&rf, "run folder %s | device %s | %zu parameters | %ld steps of %d clips\n", rf.path, device,
+    run_log(&rf, "device: %s\n", device);
+    run_log(&rf, "run folder %s | device %s | %zu parameters | %ld steps of %d clips\n", rf.path, be->name,
             tr.model->table.total, total, cfg->data.batch_size * cfg->optimization.accum_steps);
     const double start = now_seconds();
     int rc = JEPA_EXIT_OK;
     StepRecord r = {0};
-    for (long step = 0; step < total; step++) {
+    if (from.step >= total)
+        run_log(&rf, "nothing to train: the run is at step %ld of %ld\n---> HINT: raise optimization.max_steps or "
+                     "optimization.epochs to continue it, or set meta.resume=never for a new run\n", from.step, total);
+    for (long step = from.step; step < total; step++) {
         train_step(&tr, step, &r);
         write_metrics(rf.metrics, &r, cfg->num_masks);
         if (!isfinite(r.stats.loss_mean)) {
@@ -151,9 +186,10 @@ int train_run(const Config *cfg, const char *command) {
             break;
         }
         if (r.step % cfg->logging.log_every == 0 || r.step == total || r.step == 1)
-            print_progress(&rf, &r, now_seconds() - start);
+            print_progress(&rf, &r, now_seconds() - start, r.step - from.step);
+        checkpoint_if_due(&rf, &tr, &r, total);
     }
-    if (rc == JEPA_EXIT_OK)
+    if (rc == JEPA_EXIT_OK && from.step < total)
         run_log(&rf, "done: %ld steps in %.1f s, final loss %.5f, target std %.3f; run folder %s\n", r.step,
                 now_seconds() - start, r.stats.loss_mean, r.stats.target_std, rf.path);
     free(tr.clips);

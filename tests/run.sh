@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test binary in build/tests and every tests/*.sh script; counts PASS/FAIL/SKIP lines.
+# Runs every test binary in build/tests and every tests/*.sh script (or those whose names contain one of the
+# arguments: `tests/run.sh test_cuda_ test_gpu_`); counts PASS/FAIL/SKIP lines.
 # A binary that exits non-zero without printing a FAIL line counts as one failure (a crash is never a pass).
 set -u
 cd "$(dirname "$0")/.."
@@ -26,17 +27,23 @@ run_one() {
     printf '  %-28s %3d passed %3d failed %3d skipped  (%ds)\n' "$name" "$p" "$f" "$s" $((t1 - t0))
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
-filter=${1:-}
+filters=("$@")  # name substrings (any may match); none: every test
+selected() {
+    [ ${#filters[@]} -eq 0 ] && return 0
+    local f
+    for f in "${filters[@]}"; do [[ "$1" == *"$f"* ]] && return 0; done
+    return 1
+}
 for bin in build/tests/test_*; do
     [ -x "$bin" ] || continue
     name=$(basename "$bin")
-    [ -n "$filter" ] && [[ "$name" != *"$filter"* ]] && continue
+    selected "$name" || continue
     run_one "$name" "$bin"
 done
 for script in tests/test_*.sh; do
     [ -f "$script" ] || continue
     name=$(basename "$script" .sh)
-    [ -n "$filter" ] && [[ "$name" != *"$filter"* ]] && continue
+    selected "$name" || continue
     run_one "$name" bash "$script"
 done
 echo "$passed passed, $failed failed, $skipped skipped"

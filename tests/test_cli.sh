@@ -1,16 +1,7 @@
 #!/usr/bin/env bash
 # The jepa command as a user runs it: exit codes, messages naming keys, --dry-run figures, a short run's folder.
 set -u
-cd "$(dirname "$0")/.."
-jepa=build/jepa
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-check() {  # name, condition command..., detail on failure
-    local name=$1 detail=$2; shift 2
-    if "$@"; then pass "$name"; else fail "$name" "$detail"; fi
-}
+source "$(dirname "$0")/lib.sh"
 
 out=$($jepa train configs/tiny.yaml optimization.lr=abc 2>&1); rc=$?
 check "cli: bad override exits 2" "rc=$rc" [ "$rc" -eq 2 ]
@@ -52,7 +43,7 @@ check "cli: run folder has config, provenance, log, metrics" "$(ls $tmp/runs/t 2
     "[ -s $tmp/runs/t/config.yaml ] && [ -s $tmp/runs/t/provenance.json ] && [ -s $tmp/runs/t/train.log ] && [ -s $tmp/runs/t/metrics.jsonl ]"
 check "cli: metrics.jsonl has one record per step" "$(wc -l < $tmp/runs/t/metrics.jsonl 2>/dev/null)" \
     [ "$(wc -l < $tmp/runs/t/metrics.jsonl 2>/dev/null)" = 3 ]
-out2=$($jepa train $tmp/runs/t/config.yaml optimization.max_steps=1 2>&1); rc=$?
+out2=$($jepa train $tmp/runs/t/config.yaml optimization.max_steps=1 meta.resume=never 2>&1); rc=$?  # auto would resume t
 check "cli: the saved config.yaml trains again (round trip)" "rc=$rc: $(tail -2 <<< "$out2")" [ "$rc" -eq 0 ]
 check "cli: a second run never overwrites the first" "$(ls $tmp/runs)" [ -d $tmp/runs/t-2 ]
 check "cli: provenance names the commit" "$(cat $tmp/runs/t/provenance.json)" grep -q '"commit"' $tmp/runs/t/provenance.json

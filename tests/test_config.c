@@ -129,8 +129,16 @@ static const ErrorCase error_cases[] = {
     {"missing file", "<missing>", {NULL}, false, {"{file}: cannot open config file"}},
     {"official key nodes rejected", "app: vjepa\nnodes: 16\n", {NULL}, false,
      {"{file}:2:", "nodes: not supported", "mpirun -np"}},
-    {"official key datasets rejected", "data:\n  datasets:\n    - /data/k700.csv\n", {NULL}, false,
-     {"{file}:2:", "data.datasets", "jepa data", "data.source: synthetic"}},
+    {"data.datasets not a list", "data:\n  datasets: /data/k700.h5\n", {NULL}, false,
+     {"{file}:2:", "data.datasets: expected a list of 0 to 16 paths", "'/data/k700.h5'"}},
+    {"data.datasets_weights not positive", NULL, {"data.datasets=[a.h5, b.h5]", "data.datasets_weights=[1, 0]", NULL},
+     false, {"command line:", "data.datasets_weights[1]: expected a number > 0", "'0'"}},
+    {"validate one weight per store", NULL, {"data.datasets=[a.h5, b.h5]", "data.datasets_weights=[1.0]", NULL}, true,
+     {"data.datasets_weights has 1 values", "data.datasets lists 2 stores"}},
+    {"old flip key", NULL, {"data_aug.horizontal_flip=true", NULL}, false,
+     {"command line:", "data_aug.horizontal_flip: not supported", "use data_aug.random_horizontal_flip"}},
+    {"official key dataset_type rejected", "data:\n  dataset_type: VideoDataset\n", {NULL}, false,
+     {"{file}:2:", "data.dataset_type: not supported", "data.datasets"}},
     {"official key num_workers rejected", "data:\n  num_workers: 12\n", {NULL}, false,
      {"{file}:2:", "data.num_workers: not supported"}},
     {"official key load_checkpoint rejected", "meta:\n  load_checkpoint: false\n", {NULL}, false,
@@ -244,16 +252,16 @@ static void test_defaults_are_official_vitl16(void) {
 
 static void test_shipped_configs(void) {
     Config defaults, vitl, vith, tiny;
-    char *backend_cpu[] = {"meta.backend=cpu"};
+    char *device_auto[] = {"meta.device=auto"};
     config_defaults(&defaults);
     if (load_ok("configs/vitl16.yaml loads", "configs/vitl16.yaml", 0, NULL)) {
-        config_load(&vitl, "configs/vitl16.yaml", 1, backend_cpu);
-        TEST_CHECK("configs/vitl16.yaml is the default recipe (backend aside)", !memcmp(&vitl, &defaults, sizeof vitl),
-                   "vitl16.yaml with meta.backend=cpu differs from config_defaults");
+        config_load(&vitl, "configs/vitl16.yaml", 1, device_auto);
+        TEST_CHECK("configs/vitl16.yaml is the default recipe (device aside)", !memcmp(&vitl, &defaults, sizeof vitl),
+                   "vitl16.yaml with meta.device=auto differs from config_defaults");
         config_load(&vitl, "configs/vitl16.yaml", 0, NULL);
         TEST_CHECK("configs/vitl16.yaml runs on cuda in bfloat16",
-                   !strcmp(vitl.meta.backend, "cuda") && !strcmp(vitl.meta.dtype, "bfloat16") && vitl.data.batch_size == 24,
-                   "backend %s dtype %s batch %d", vitl.meta.backend, vitl.meta.dtype, vitl.data.batch_size);
+                   !strcmp(vitl.meta.device, "cuda") && !strcmp(vitl.meta.dtype, "bfloat16") && vitl.data.batch_size == 24,
+                   "device %s dtype %s batch %d", vitl.meta.device, vitl.meta.dtype, vitl.data.batch_size);
     }
     if (load_ok("configs/vith16.yaml loads", "configs/vith16.yaml", 0, NULL)) {
         config_load(&vith, "configs/vith16.yaml", 0, NULL);
@@ -270,7 +278,7 @@ static void test_shipped_configs(void) {
         TEST_CHECK("configs/tiny.yaml values",
                    !strcmp(tiny.model.model_name, "vit_custom") && tiny.model.embed_dim == 96 && tiny.model.depth == 4 &&
                        tiny.data.crop_size == 48 && tiny.data.patch_size == 8 && tiny.data.num_frames == 8 &&
-                       tiny.num_masks == 2 && !strcmp(tiny.meta.dtype, "float32") && !strcmp(tiny.meta.backend, "cpu") &&
+                       tiny.num_masks == 2 && !strcmp(tiny.meta.dtype, "float32") && !strcmp(tiny.meta.device, "cpu") &&
                        tiny.optimization.lr == 1e-3 && tiny.optimization.ema[0] == 0.996,
                    "model %s embed %d crop %d dtype %s", tiny.model.model_name, tiny.model.embed_dim, tiny.data.crop_size,
                    tiny.meta.dtype);

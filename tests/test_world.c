@@ -26,7 +26,7 @@ static Config data_config(int crop, int frames, int rate, int balls, int flip) {
     cfg.data.sampling_rate = rate;
     cfg.data.synth_balls = balls;
     cfg.data.num_clips = 1;
-    cfg.data_aug.horizontal_flip = flip;
+    cfg.data_aug.random_horizontal_flip = flip;
     cfg.meta.seed = SEED;
     return cfg;
 }

@@ -1,0 +1,446 @@
+// backend_cuda.c: the CUDA Backend (backend.h) wired onto the launchers of kernels/cuda_ops.h, its memory, streams
+// and device queries. C11 over the CUDA runtime API; no kernels here. Without JEPA_CUDA (a build without nvcc) only
+// the device query (0 devices, and why) and the host bf16 conversions remain.
+//
+// Streams and events
+// - `compute` (non-blocking): every op, zero, copy, upload and download, in the order the model queues them.
+// - `copy` (non-blocking): the host-to-device half of upload_f64 (clips every micro-batch, initial values). The host
+//   converts the doubles into one of two pinned staging slots (used in turn, each with an event marking its last
+//   copy done, grown on demand up to STAGING_MAX_BYTES; larger uploads go in slot-sized chunks); the copy stream
+//   first waits for `compute_mark`, recorded on compute at the call (the ops queued before may still read or write
+//   the destination), and compute then waits for `copy_done`. So the host converts micro-batch k+1 while the GPU
+//   still runs micro-batch k, blocking only when the slot it needs holds an upload not yet copied (two uploads
+//   back), and the ops after the upload see its data. The DMA itself waits for the compute queued before it: a copy
+//   that overlaps the compute of the same buffer's previous contents needs a second device buffer (the model's clips
+//   buffer is single).
+// - Downloads run on compute and synchronise it (backend.h: download synchronises).
+#include "backend_cuda.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+// ---------------------------------------------------------------- host bf16 (every build)
+
+// Round to odd into float first (truncate, set the last bit when inexact), then to nearest even into bf16: float has
+// 16 more fraction bits than bf16, so this equals one correct rounding of the double.
+uint16_t bf16_from_double(double x) {
+    if (isnan(x)) return (uint16_t)(signbit(x) ? 0xFFC0u : 0x7FC0u);
+    float f = (float)x;
+    if (fabs((double)f) > fabs(x)) f = nextafterf(f, 0.0f);
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    if ((double)f != x) u |= 1u;
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+double bf16_to_double(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+#ifndef JEPA_CUDA
+
+static const char NO_CUDA[] = "this jepa was built without CUDA (nvcc or kernels/*.cu missing at build time)";
+
+int cuda_device_count(char *why, size_t n) {
+    snprintf(why, n, "%s", NO_CUDA);
+    return 0;
+}
+void backend_cuda_describe(int device, char *buf, size_t n) { snprintf(buf, n, "none: %s", NO_CUDA); }
+Backend *backend_cuda_create(int device, int deterministic) { die_input("meta.device: cuda, but %s", NO_CUDA); }
+void cuda_build_info(char *buf, size_t n) { snprintf(buf, n, "none (built without CUDA)"); }
+
+#else
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#ifdef JEPA_HAVE_CUDNN
+#include <cudnn.h>
+#endif
+#ifdef JEPA_HAVE_NCCL
+#include <nccl.h>
+#endif
+
+#include "cuda_ops.h"
+
+#define CUDA_CHECK(call)                                                                                      \
+    do {                                                                                                      \
+        const cudaError_t e_ = (call);                                                                        \
+        if (e_ != cudaSuccess)                                                                                \
+            die_internal("%s:%d: %s: %s (%s)", __FILE__, __LINE__, #call, cudaGetErrorString(e_),             \
+                         cudaGetErrorName(e_));                                                               \
+    } while (0)
+
+#define STAGING_MAX_BYTES ((size_t)128 << 20)  // per upload slot: a ViT-L batch of 24 clips (116 MB bf16) fits one
+#define DOWNLOAD_BYTES ((size_t)8 << 20)       // pinned download buffer; downloads go in chunks of it
+
+typedef struct {
+    int device;
+    char gpu[256];               // "NVIDIA H100 80GB HBM3"
+    cudaStream_t compute, copy;
+    unsigned char *up[2];        // pinned upload slots [up_bytes[i]], used in turn
+    size_t up_bytes[2];
+    cudaEvent_t up_free[2];      // recorded on `copy` after each slot's last copy
+    int up_next;                 // the slot the next chunk goes to
+    unsigned char *down;         // pinned download buffer [DOWNLOAD_BYTES]
+    cudaEvent_t compute_mark;    // copy waits on it: earlier ops are done with the destination
+    cudaEvent_t copy_done;       // compute waits on it: the upload has landed
+    void *attn_ws;               // attention backward scratch, grown to the largest shape seen
+    size_t attn_ws_bytes;
+} CudaImpl;
+
+static CudaImpl *impl(Backend *b) { return (CudaImpl *)b->impl; }
+static cudaStream_t stream(Backend *b) { return impl(b)->compute; }
+
+static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
+
+// ---------------------------------------------------------------- devices
+
+int cuda_device_count(char *why, size_t n) {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        snprintf(why, n, "cudaGetDeviceCount failed: %s (%s)", cudaGetErrorString(e),
+                 e == cudaErrorInsufficientDriver ? "no NVIDIA driver, or one older than this CUDA runtime"
+                                                  : cudaGetErrorName(e));
+        cudaGetLastError();  // clear it: the CPU backend runs next
+        return 0;
+    }
+    if (count == 0) {
+        const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+        snprintf(why, n, "no GPU visible (CUDA_VISIBLE_DEVICES=%s)", visible ? visible : "unset");
+    }
+    return count;
+}
+
+static void version_triple(char *buf, size_t n, long v, long major_unit) {  // 91400 -> "9.14.0" (unit 10000)
+    snprintf(buf, n, "%ld.%ld.%ld", v / major_unit, (v % major_unit) / 100, v % 100);
+}
+
+void backend_cuda_describe(int device, char *buf, size_t n) {
+    struct cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+    int runtime = 0, driver = 0;
+    CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+    CUDA_CHECK(cudaDriverGetVersion(&driver));
+    char lt[32], dnn[64], nccl[64];
+    version_triple(lt, sizeof lt, (long)cublasLtGetVersion(), 10000);
+#ifdef JEPA_HAVE_CUDNN
+    version_triple(dnn, sizeof dnn, (long)cudnnGetVersion(), 10000);
+#else
+    snprintf(dnn, sizeof dnn, "not built in");
+#endif
+#ifdef JEPA_HAVE_NCCL
+    int nv = 0;
+    if (ncclGetVersion(&nv) == ncclSuccess) version_triple(nccl, sizeof nccl, nv, 10000);
+    else snprintf(nccl, sizeof nccl, "unknown (ncclGetVersion failed)");
+#else
+    snprintf(nccl, sizeof nccl, "not built in");
+#endif
+    snprintf(buf, n,
+             "%s (GPU %d, compute capability %d.%d%s, %.1f GiB, %d SMs) | CUDA runtime %d.%d, driver %d.%d | "
+             "cuBLASLt %s | cuDNN %s | NCCL %s",
+             p.name, device, p.major, p.minor, p.major < 8 ? " UNSUPPORTED: needs 8.0" : "", gib(p.totalGlobalMem),
+             p.multiProcessorCount, runtime / 1000, (runtime % 1000) / 10, driver / 1000, (driver % 1000) / 10, lt,
+             dnn, nccl);
+}
+
+void cuda_build_info(char *buf, size_t n) {
+    char dnn[32] = "none", nccl[32] = "none";
+#ifdef JEPA_HAVE_CUDNN
+    snprintf(dnn, sizeof dnn, "%d.%d.%d", CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL);
+#endif
+#ifdef JEPA_HAVE_NCCL
+    snprintf(nccl, sizeof nccl, "%d.%d.%d", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
+#endif
+    snprintf(buf, n, "CUDA %d.%d, cuBLASLt %d.%d.%d, cuDNN %s, NCCL %s", CUDART_VERSION / 1000,
+             (CUDART_VERSION % 1000) / 10, CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH, dnn, nccl);
+}
+
+// ---------------------------------------------------------------- memory
+
+// cudaMalloc, or exit 2 saying what did not fit, how much is free and which knobs lower it.
+static void *device_alloc(Backend *b, const char *what, size_t bytes) {
+    void *p = NULL;
+    const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        die_input("out of GPU memory: %s needs %.2f GiB (%zu bytes); GPU %d (%s) has %.2f GiB free of %.2f GiB\n"
+                  "---> HINT: lower data.batch_size or set model.checkpoint_activations: true (or a smaller model)",
+                  what ? what : "a buffer", gib(bytes), bytes, impl(b)->device, impl(b)->gpu, gib(free_b),
+                  gib(total_b));
+    }
+    CUDA_CHECK(e);
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 256, stream(b)));
+    return p;
+}
+
+static void *cu_alloc(Backend *b, size_t bytes) { return device_alloc(b, b->alloc_what, bytes); }
+static void cu_release(Backend *b, void *p) { CUDA_CHECK(cudaFree(p)); }
+static void cu_zero(Backend *b, void *p, size_t bytes) { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream(b))); }
+static void cu_copy(Backend *b, void *dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream(b)));
+}
+// Pageable source: cudaMemcpyAsync has copied it out by the time it returns, so the caller may reuse it at once.
+static void cu_upload(Backend *b, void *dst, const void *host_src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream(b)));
+}
+static void cu_download(Backend *b, void *host_dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream(b)));
+    CUDA_CHECK(cudaStreamSynchronize(stream(b)));
+}
+static void cu_synchronize(Backend *b) {
+    CUDA_CHECK(cudaStreamSynchronize(impl(b)->copy));
+    CUDA_CHECK(cudaStreamSynchronize(stream(b)));
+}
+
+static void check_elem_size(const char *fn, size_t elem_size) {
+    if (elem_size != 2 && elem_size != 4)
+        die_internal("CUDA backend: %s with element size %zu (expected 2 for bf16 or 4 for fp32)", fn, elem_size);
+}
+
+// Host doubles -> bf16 or fp32 on the device, through the pinned slots and the copy stream (see the top).
+static void cu_upload_f64(Backend *b, void *dst, size_t elem_size, const double *host_src, size_t n) {
+    check_elem_size("upload_f64", elem_size);
+    CudaImpl *c = impl(b);
+    CUDA_CHECK(cudaEventRecord(c->compute_mark, c->compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c->copy, c->compute_mark, 0));
+    const size_t chunk = STAGING_MAX_BYTES / elem_size;
+    for (size_t at = 0; at < n; at += chunk) {
+        const size_t count = n - at < chunk ? n - at : chunk, bytes = count * elem_size;
+        const int slot = c->up_next;
+        c->up_next ^= 1;
+        CUDA_CHECK(cudaEventSynchronize(c->up_free[slot]));  // its previous copy has left the slot
+        if (c->up_bytes[slot] < bytes) {
+            if (c->up[slot]) CUDA_CHECK(cudaFreeHost(c->up[slot]));
+            CUDA_CHECK(cudaMallocHost((void **)&c->up[slot], bytes));
+            c->up_bytes[slot] = bytes;
+        }
+        if (elem_size == 2) {
+            uint16_t *h = (uint16_t *)c->up[slot];
+            for (size_t i = 0; i < count; i++) h[i] = bf16_from_double(host_src[at + i]);
+        } else {
+            float *h = (float *)c->up[slot];
+            for (size_t i = 0; i < count; i++) h[i] = (float)host_src[at + i];
+        }
+        CUDA_CHECK(cudaMemcpyAsync((char *)dst + at * elem_size, c->up[slot], bytes, cudaMemcpyHostToDevice,
+                                   c->copy));
+        CUDA_CHECK(cudaEventRecord(c->up_free[slot], c->copy));
+    }
+    CUDA_CHECK(cudaEventRecord(c->copy_done, c->copy));
+    CUDA_CHECK(cudaStreamWaitEvent(c->compute, c->copy_done, 0));
+}
+
+static void cu_download_f64(Backend *b, double *host_dst, const void *src, size_t elem_size, size_t n) {
+    check_elem_size("download_f64", elem_size);
+    CudaImpl *c = impl(b);
+    const size_t chunk = DOWNLOAD_BYTES / elem_size;
+    for (size_t at = 0; at < n; at += chunk) {
+        const size_t count = n - at < chunk ? n - at : chunk;
+        CUDA_CHECK(cudaMemcpyAsync(c->down, (const char *)src + at * elem_size, count * elem_size,
+                                   cudaMemcpyDeviceToHost, c->compute));
+        CUDA_CHECK(cudaStreamSynchronize(c->compute));
+        if (elem_size == 2) {
+            const uint16_t *h = (const uint16_t *)c->down;
+            for (size_t i = 0; i < count; i++) host_dst[at + i] = bf16_to_double(h[i]);
+        } else {
+            const float *h = (const float *)c->down;
+            for (size_t i = 0; i < count; i++) host_dst[at + i] = h[i];
+        }
+    }
+}
+
+// ---------------------------------------------------------------- ops: backend.h's signatures onto cuda_ops.h's
+
+static void cu_matmul_fwd(Backend *b, void *out, const void *inp, const void *w, const void *bias, int M, int N,
+                          int K) {
+    cuda_matmul_fwd(stream(b), out, inp, w, bias, M, N, K);
+}
+static void cu_matmul_bwd(Backend *b, void *dinp, void *dw, void *dbias, const void *dout, const void *inp,
+                          const void *w, int M, int N, int K) {
+    cuda_matmul_bwd(stream(b), dinp, dw, dbias, dout, inp, w, M, N, K);
+}
+static void cu_layernorm_fwd(Backend *b, void *out, void *mean, void *rstd, const void *inp, const void *w,
+                             const void *bias, int R, int C, double eps) {
+    cuda_layernorm_fwd(stream(b), out, mean, rstd, inp, w, bias, R, C, (float)eps);
+}
+static void cu_layernorm_bwd(Backend *b, void *dinp, void *dw, void *dbias, const void *dout, const void *inp,
+                             const void *w, const void *mean, const void *rstd, int R, int C) {
+    cuda_layernorm_bwd(stream(b), dinp, dw, dbias, dout, inp, w, mean, rstd, R, C);
+}
+static void cu_attention_fwd(Backend *b, void *out, void *lse, const void *qkv, int B, int N, int H, int hd,
+                             int frame_tokens) {
+    cuda_attention_fwd(stream(b), out, lse, qkv, B, N, H, hd, frame_tokens);
+}
+// The backward's scratch grows to the largest shape seen (token counts vary per step). Growing waits for the queued
+// work that may still use the old buffer; it happens a few times early in a run.
+static void cu_attention_bwd(Backend *b, void *dqkv, const void *dout, const void *qkv, const void *out,
+                             const void *lse, int B, int N, int H, int hd, int frame_tokens) {
+    CudaImpl *c = impl(b);
+    const size_t need = cuda_attention_bwd_workspace(B, N, H, hd);
+    if (need > c->attn_ws_bytes) {
+        if (c->attn_ws) {
+            CUDA_CHECK(cudaStreamSynchronize(c->compute));
+            CUDA_CHECK(cudaFree(c->attn_ws));
+        }
+        const size_t bytes = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);  // whole MiB
+        c->attn_ws = device_alloc(b, "the attention backward workspace", bytes);
+        c->attn_ws_bytes = bytes;
+        cuda_attention_set_workspace(c->attn_ws, bytes);
+    }
+    cuda_attention_bwd(stream(b), dqkv, dout, qkv, out, lse, B, N, H, hd, frame_tokens);
+}
+static void cu_gelu_fwd(Backend *b, void *out, const void *inp, size_t n) { cuda_gelu_fwd(stream(b), out, inp, n); }
+static void cu_gelu_bwd(Backend *b, void *dinp, const void *inp, const void *dout, size_t n) {
+    cuda_gelu_bwd(stream(b), dinp, inp, dout, n);
+}
+static void cu_add(Backend *b, void *out, const void *x, const void *y, size_t n) { cuda_add(stream(b), out, x, y, n); }
+static void cu_accumulate(Backend *b, void *y, const void *x, size_t n) { cuda_accumulate(stream(b), y, x, n); }
+static void cu_scale(Backend *b, void *x, double factor, size_t n) { cuda_scale(stream(b), x, (float)factor, n); }
+static void cu_gather_tokens(Backend *b, void *out, const void *inp, const int32_t *idx, int B, int n, int Nsrc,
+                             int C) {
+    cuda_gather_tokens(stream(b), out, inp, idx, B, n, Nsrc, C);
+}
+static void cu_scatter_add_tokens(Backend *b, void *dinp, const void *dout, const int32_t *idx, int B, int n,
+                                  int Nsrc, int C) {
+    cuda_scatter_add_tokens(stream(b), dinp, dout, idx, B, n, Nsrc, C);
+}
+static void cu_copy_tokens(Backend *b, void *dst, int dst_tokens, int dst_start, const void *src, int src_tokens,
+                           int src_start, int count, int B, int C, int accumulate) {
+    cuda_copy_tokens(stream(b), dst, dst_tokens, dst_start, src, src_tokens, src_start, count, B, C, accumulate);
+}
+static void cu_add_rows(Backend *b, void *x, const void *table, const int32_t *idx, int B, int n, int C) {
+    cuda_add_rows(stream(b), x, table, idx, B, n, C);
+}
+static void cu_broadcast_row(Backend *b, void *out, const void *row, int R, int C) {
+    cuda_broadcast_row(stream(b), out, row, R, C);
+}
+static void cu_sum_rows(Backend *b, void *drow, const void *dout, int R, int C) {
+    cuda_sum_rows(stream(b), drow, dout, R, C);
+}
+static void cu_patchify(Backend *b, void *patches, const void *clips, int B, int T, int H, int W, int tt, int p) {
+    cuda_patchify(stream(b), patches, clips, B, T, H, W, tt, p);
+}
+static void cu_l1_loss(Backend *b, void *loss_out, void *dpred, const void *pred, const void *target, size_t n,
+                       double loss_scale, double grad_scale) {
+    cuda_l1_loss(stream(b), loss_out, dpred, pred, target, n, (float)loss_scale, (float)grad_scale);
+}
+static void cu_mean_column_std(Backend *b, void *out, const void *x, int R, int C, double scale) {
+    cuda_mean_column_std(stream(b), out, x, R, C, (float)scale);
+}
+static void cu_sum_squares(Backend *b, void *out, const void *x, size_t n) { cuda_sum_squares(stream(b), out, x, n); }
+static void cu_clip_by_norm(Backend *b, void *x, size_t n, const void *sumsq, double max_norm) {
+    cuda_clip_by_norm(stream(b), x, n, sumsq, (float)max_norm);
+}
+static void cu_adamw(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n, double lr,
+                     double beta1, double beta2, double eps, double weight_decay, long step) {
+    cuda_adamw(stream(b), param, working == param ? NULL : working, grad, m, v, n, (float)lr, (float)beta1,
+               (float)beta2, (float)eps, (float)weight_decay, step);
+}
+static void cu_ema(Backend *b, void *target, void *working, const void *source, size_t n, double momentum) {
+    cuda_ema(stream(b), target, working == target ? NULL : working, source, n, (float)momentum);
+}
+static void cu_cast_params(Backend *b, void *working, const void *master, size_t n) {
+    cuda_cast_params(stream(b), working, master, n);
+}
+
+// ---------------------------------------------------------------- lifetime
+
+static void cu_destroy(Backend *b) {
+    CudaImpl *c = impl(b);
+    CUDA_CHECK(cudaStreamSynchronize(c->copy));
+    CUDA_CHECK(cudaStreamSynchronize(c->compute));
+    if (c->attn_ws) {
+        cuda_attention_set_workspace(NULL, 0);
+        CUDA_CHECK(cudaFree(c->attn_ws));
+    }
+    for (int i = 0; i < 2; i++) {
+        if (c->up[i]) CUDA_CHECK(cudaFreeHost(c->up[i]));
+        CUDA_CHECK(cudaEventDestroy(c->up_free[i]));
+    }
+    CUDA_CHECK(cudaFreeHost(c->down));
+    CUDA_CHECK(cudaEventDestroy(c->compute_mark));
+    CUDA_CHECK(cudaEventDestroy(c->copy_done));
+    CUDA_CHECK(cudaStreamDestroy(c->copy));
+    CUDA_CHECK(cudaStreamDestroy(c->compute));
+    free(c);
+    b->impl = NULL;
+}
+
+Backend *backend_cuda_create(int device, int deterministic) {
+    char why[256];
+    const int count = cuda_device_count(why, sizeof why);
+    if (count == 0) die_input("meta.device: cuda, but %s\n---> HINT: set meta.device=cpu (or auto)", why);
+    if (device < 0 || device >= count)
+        die_input("meta.device: cuda: GPU %d does not exist (%d visible)", device, count);
+    CUDA_CHECK(cudaSetDevice(device));
+    struct cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+    if (p.major < 8)
+        die_input("meta.device: GPU %d (%s) has compute capability %d.%d; the CUDA backend needs 8.0 or newer "
+                  "(A100, H100 and later)\n---> HINT: set meta.device=cpu",
+                  device, p.name, p.major, p.minor);
+    CudaImpl *c = xcalloc(1, sizeof(CudaImpl));
+    c->device = device;
+    snprintf(c->gpu, sizeof c->gpu, "%s", p.name);
+    CUDA_CHECK(cudaStreamCreateWithFlags(&c->compute, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking));
+    for (int i = 0; i < 2; i++) CUDA_CHECK(cudaEventCreateWithFlags(&c->up_free[i], cudaEventDisableTiming));
+    CUDA_CHECK(cudaMallocHost((void **)&c->down, DOWNLOAD_BYTES));
+    CUDA_CHECK(cudaEventCreateWithFlags(&c->compute_mark, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&c->copy_done, cudaEventDisableTiming));
+    cuda_matmul_init(deterministic);
+
+    Backend *b = xcalloc(1, sizeof(Backend));
+    b->name = "cuda";
+    b->act_dtype = DT_BF16;
+    b->esize = 2;
+    b->ssize = b->msize = 4;
+    b->impl = c;
+    b->destroy = cu_destroy;
+    b->alloc = cu_alloc;
+    b->release = cu_release;
+    b->zero = cu_zero;
+    b->copy = cu_copy;
+    b->upload = cu_upload;
+    b->download = cu_download;
+    b->upload_f64 = cu_upload_f64;
+    b->download_f64 = cu_download_f64;
+    b->synchronize = cu_synchronize;
+    b->matmul_fwd = cu_matmul_fwd;
+    b->matmul_bwd = cu_matmul_bwd;
+    b->layernorm_fwd = cu_layernorm_fwd;
+    b->layernorm_bwd = cu_layernorm_bwd;
+    b->attention_fwd = cu_attention_fwd;
+    b->attention_bwd = cu_attention_bwd;
+    b->gelu_fwd = cu_gelu_fwd;
+    b->gelu_bwd = cu_gelu_bwd;
+    b->add = cu_add;
+    b->accumulate = cu_accumulate;
+    b->scale = cu_scale;
+    b->gather_tokens = cu_gather_tokens;
+    b->scatter_add_tokens = cu_scatter_add_tokens;
+    b->copy_tokens = cu_copy_tokens;
+    b->add_rows = cu_add_rows;
+    b->broadcast_row = cu_broadcast_row;
+    b->sum_rows = cu_sum_rows;
+    b->patchify = cu_patchify;
+    b->l1_loss = cu_l1_loss;
+    b->mean_column_std = cu_mean_column_std;
+    b->sum_squares = cu_sum_squares;
+    b->clip_by_norm = cu_clip_by_norm;
+    b->adamw = cu_adamw;
+    b->ema = cu_ema;
+    b->cast_params = cu_cast_params;
+    return b;
+}
+
+#endif

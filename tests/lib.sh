@@ -1,0 +1,14 @@
+# lib.sh: what the shell tests share; each sources it first (tests/run.sh runs only tests/test_*.sh).
+# Leaves the shell at the repository root with $jepa, a temporary folder $tmp removed on exit, and
+# pass/fail/skip NAME [DETAIL] and check NAME DETAIL COMMAND... (PASS when COMMAND succeeds).
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+jepa=build/jepa
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+skip() { echo "SKIP $1: $2"; }
+check() {  # name, detail on failure, condition command...
+    local name=$1 detail=$2; shift 2
+    if "$@"; then pass "$name"; else fail "$name" "$detail"; fi
+}
