@@ -41,6 +41,15 @@ struct Backend {
     void (*download_f64)(Backend *b, double *host_dst, const void *src, size_t elem_size, size_t n);
     void (*synchronize)(Backend *b);
 
+    // ---- input double buffer: clips for the next micro-batch travel while the current one computes.
+    // Fill input_host(slot, n) (host floats; it first waits until that slot's previous copy has left it), then
+    // upload_input(slot, dst, n) copies them to dst (n esize elements) on a copy stream once the ops that last read
+    // dst are done (marked by input_consumed(slot)); ops queued after wait_input(slot) see the data. slot is 0 or 1.
+    float *(*input_host)(Backend *b, int slot, size_t n);
+    void (*upload_input)(Backend *b, int slot, void *dst, size_t n);
+    void (*wait_input)(Backend *b, int slot);
+    void (*input_consumed)(Backend *b, int slot);
+
     // ---- dense
     // out[M,N] = inp[M,K] @ w[N,K]^T + bias[N] (bias may be NULL)
     void (*matmul_fwd)(Backend *b, void *out, const void *inp, const void *w, const void *bias, int M, int N, int K);

@@ -52,6 +52,40 @@ static void cpu_download_f64(Backend *b, double *host_dst, const void *src, size
     }
 }
 
+// ---- input double buffer: the host buffers are the backend's; the copy is a conversion done at once.
+typedef struct {
+    float *input[2];  // [input_elems[slot]] host clips per slot
+    size_t input_elems[2];
+} CpuImpl;
+
+static float *cpu_input_host(Backend *b, int slot, size_t n) {
+    CpuImpl *c = b->impl;
+    if (c->input_elems[slot] < n) {
+        free(c->input[slot]);
+        c->input[slot] = xmalloc(n * sizeof(float));
+        c->input_elems[slot] = n;
+    }
+    return c->input[slot];
+}
+
+static void cpu_upload_input(Backend *b, int slot, void *dst, size_t n) {
+    const float *src = ((CpuImpl *)b->impl)->input[slot];  // [n]
+    if (b->esize == sizeof(float)) {
+        memcpy(dst, src, n * sizeof(float));
+    } else {
+        double *d = dst;  // [n]
+        for (size_t i = 0; i < n; i++) d[i] = src[i];
+    }
+}
+
+static void cpu_input_noop(Backend *b, int slot) {}
+
+static void cpu_destroy(Backend *b) {
+    CpuImpl *c = b->impl;
+    for (int s = 0; s < 2; s++) free(c->input[s]);
+    free(c);
+}
+
 // The typed op wrappers and cpu_set_ops_f32/_f64 below come from the generic body.
 #define CPU_GENERIC_SELF "backend_cpu.c"
 #include "cpu_generic.h"
@@ -67,7 +101,12 @@ Backend *backend_cpu_create(int double_precision, int threads) {
     b->name = double_precision ? "cpu-f64" : "cpu-f32";
     b->act_dtype = double_precision ? DT_F64 : DT_F32;
     b->esize = b->ssize = b->msize = double_precision ? sizeof(double) : sizeof(float);
-    b->impl = NULL;
+    b->impl = xcalloc(1, sizeof(CpuImpl));
+    b->destroy = cpu_destroy;
+    b->input_host = cpu_input_host;
+    b->upload_input = cpu_upload_input;
+    b->wait_input = cpu_input_noop;
+    b->input_consumed = cpu_input_noop;
     b->alloc = cpu_alloc;
     b->release = cpu_release;
     b->zero = cpu_zero;

@@ -79,6 +79,7 @@ void cuda_build_info(char *buf, size_t n) { snprintf(buf, n, "none (built withou
 
 #define STAGING_MAX_BYTES ((size_t)128 << 20)  // per upload slot: a ViT-L batch of 24 clips (116 MB bf16) fits one
 #define DOWNLOAD_BYTES ((size_t)8 << 20)       // pinned download buffer; downloads go in chunks of it
+#define RING_HALF ((size_t)16 << 20)           // half of the pinned ring for small uploads
 
 typedef struct {
     int device;
@@ -93,6 +94,18 @@ typedef struct {
     cudaEvent_t copy_done;       // compute waits on it: the upload has landed
     void *attn_ws;               // attention backward scratch, grown to the largest shape seen
     size_t attn_ws_bytes;
+    // input double buffer (backend.h): per slot, pinned host floats, a device fp32 landing buffer converted to bf16
+    // on the copy stream, and three events: the host buffer is free, the data is ready, the last reader is done.
+    float *in_host[2];           // [in_elems[slot]] pinned
+    float *in_dev[2];            // [in_elems[slot]] device fp32
+    size_t in_elems[2];
+    cudaEvent_t in_copied[2], in_ready[2], in_consumed[2];
+    // small uploads (mask indices every micro-batch): a copy from pageable memory would make the host wait for the
+    // stream, so they go through a pinned ring of two halves; a half is rewritten only after its copies are done
+    // (an event recorded when the ring left it, long past by then).
+    unsigned char *ring;         // pinned [2 * RING_HALF]
+    size_t ring_at;              // next free byte
+    cudaEvent_t ring_left[2];    // recorded on compute when the ring moves out of a half
 } CudaImpl;
 
 static CudaImpl *impl(Backend *b) { return (CudaImpl *)b->impl; }
@@ -190,8 +203,25 @@ static void cu_copy(Backend *b, void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream(b)));
 }
 // Pageable source: cudaMemcpyAsync has copied it out by the time it returns, so the caller may reuse it at once.
+// Through the pinned ring (see CudaImpl), so the host never waits; larger uploads (start-up only) copy directly.
 static void cu_upload(Backend *b, void *dst, const void *host_src, size_t bytes) {
-    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream(b)));
+    CudaImpl *c = impl(b);
+    const size_t need = (bytes + 255) & ~(size_t)255;
+    if (need > RING_HALF) {
+        CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->compute));
+        CUDA_CHECK(cudaStreamSynchronize(c->compute));
+        return;
+    }
+    const int half = (int)(c->ring_at / RING_HALF);
+    if (c->ring_at + need > (size_t)(half + 1) * RING_HALF) {  // move to the other half once its copies are done
+        const int next = half ^ 1;
+        CUDA_CHECK(cudaEventRecord(c->ring_left[half], c->compute));
+        CUDA_CHECK(cudaEventSynchronize(c->ring_left[next]));
+        c->ring_at = (size_t)next * RING_HALF;
+    }
+    memcpy(c->ring + c->ring_at, host_src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, c->ring + c->ring_at, bytes, cudaMemcpyHostToDevice, c->compute));
+    c->ring_at += need;
 }
 static void cu_download(Backend *b, void *host_dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream(b)));
@@ -352,6 +382,45 @@ static void cu_cast_params(Backend *b, void *working, const void *master, size_t
     cuda_cast_params(stream(b), working, master, n);
 }
 
+// ---------------------------------------------------------------- input double buffer
+
+// Host buffer of `slot`, once its previous copy has left it. Growth allocates (a synchronisation, first steps only).
+static float *cu_input_host(Backend *b, int slot, size_t n) {
+    CudaImpl *c = impl(b);
+    CUDA_CHECK(cudaEventSynchronize(c->in_copied[slot]));
+    if (c->in_elems[slot] < n) {
+        CUDA_CHECK(cudaStreamSynchronize(c->copy));  // the device buffer may still be read by a conversion
+        if (c->in_host[slot]) CUDA_CHECK(cudaFreeHost(c->in_host[slot]));
+        if (c->in_dev[slot]) CUDA_CHECK(cudaFree(c->in_dev[slot]));
+        CUDA_CHECK(cudaMallocHost((void **)&c->in_host[slot], n * sizeof(float)));
+        b->alloc_what = "the input double buffer (data.batch_size clips in fp32)";
+        c->in_dev[slot] = cu_alloc(b, n * sizeof(float));
+        b->alloc_what = NULL;
+        c->in_elems[slot] = n;
+    }
+    return c->in_host[slot];
+}
+
+// Copy on the copy stream after the last reader of dst (and of this slot's landing buffer) is done; fp32 -> bf16 on
+// the same stream, so the compute stream only waits for `in_ready`.
+static void cu_upload_input(Backend *b, int slot, void *dst, size_t n) {
+    CudaImpl *c = impl(b);
+    JEPA_ASSERT(n <= c->in_elems[slot]);
+    CUDA_CHECK(cudaStreamWaitEvent(c->copy, c->in_consumed[slot], 0));
+    CUDA_CHECK(cudaMemcpyAsync(c->in_dev[slot], c->in_host[slot], n * sizeof(float), cudaMemcpyHostToDevice, c->copy));
+    CUDA_CHECK(cudaEventRecord(c->in_copied[slot], c->copy));
+    cuda_f32_to_bf16(c->copy, dst, c->in_dev[slot], n);
+    CUDA_CHECK(cudaEventRecord(c->in_ready[slot], c->copy));
+}
+
+static void cu_wait_input(Backend *b, int slot) {
+    CUDA_CHECK(cudaStreamWaitEvent(impl(b)->compute, impl(b)->in_ready[slot], 0));
+}
+
+static void cu_input_consumed(Backend *b, int slot) {
+    CUDA_CHECK(cudaEventRecord(impl(b)->in_consumed[slot], impl(b)->compute));
+}
+
 // ---------------------------------------------------------------- lifetime
 
 static void cu_destroy(Backend *b) {
@@ -365,8 +434,15 @@ static void cu_destroy(Backend *b) {
     for (int i = 0; i < 2; i++) {
         if (c->up[i]) CUDA_CHECK(cudaFreeHost(c->up[i]));
         CUDA_CHECK(cudaEventDestroy(c->up_free[i]));
+        if (c->in_host[i]) CUDA_CHECK(cudaFreeHost(c->in_host[i]));
+        if (c->in_dev[i]) CUDA_CHECK(cudaFree(c->in_dev[i]));
+        CUDA_CHECK(cudaEventDestroy(c->in_copied[i]));
+        CUDA_CHECK(cudaEventDestroy(c->in_ready[i]));
+        CUDA_CHECK(cudaEventDestroy(c->in_consumed[i]));
     }
     CUDA_CHECK(cudaFreeHost(c->down));
+    CUDA_CHECK(cudaFreeHost(c->ring));
+    for (int i = 0; i < 2; i++) CUDA_CHECK(cudaEventDestroy(c->ring_left[i]));
     CUDA_CHECK(cudaEventDestroy(c->compute_mark));
     CUDA_CHECK(cudaEventDestroy(c->copy_done));
     CUDA_CHECK(cudaStreamDestroy(c->copy));
@@ -393,8 +469,15 @@ Backend *backend_cuda_create(int device, int deterministic) {
     snprintf(c->gpu, sizeof c->gpu, "%s", p.name);
     CUDA_CHECK(cudaStreamCreateWithFlags(&c->compute, cudaStreamNonBlocking));
     CUDA_CHECK(cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking));
-    for (int i = 0; i < 2; i++) CUDA_CHECK(cudaEventCreateWithFlags(&c->up_free[i], cudaEventDisableTiming));
+    for (int i = 0; i < 2; i++) {
+        CUDA_CHECK(cudaEventCreateWithFlags(&c->up_free[i], cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&c->in_copied[i], cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&c->in_ready[i], cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&c->in_consumed[i], cudaEventDisableTiming));
+    }
     CUDA_CHECK(cudaMallocHost((void **)&c->down, DOWNLOAD_BYTES));
+    CUDA_CHECK(cudaMallocHost((void **)&c->ring, 2 * RING_HALF));
+    for (int i = 0; i < 2; i++) CUDA_CHECK(cudaEventCreateWithFlags(&c->ring_left[i], cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&c->compute_mark, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&c->copy_done, cudaEventDisableTiming));
     cuda_matmul_init(deterministic);
@@ -415,6 +498,10 @@ Backend *backend_cuda_create(int device, int deterministic) {
     b->upload_f64 = cu_upload_f64;
     b->download_f64 = cu_download_f64;
     b->synchronize = cu_synchronize;
+    b->input_host = cu_input_host;
+    b->upload_input = cu_upload_input;
+    b->wait_input = cu_wait_input;
+    b->input_consumed = cu_input_consumed;
     b->matmul_fwd = cu_matmul_fwd;
     b->matmul_bwd = cu_matmul_bwd;
     b->layernorm_fwd = cu_layernorm_fwd;

@@ -240,7 +240,6 @@ static void stack_acts_take(Arena *a, const StackDims *s, ElemSizes z, StackMode
 
 // Buffers that live for a whole micro-batch.
 typedef struct {
-    void *clips;         // [B,T,H,W,3]
     void *patches;       // [B,N,patch_dim]
     void *embedded;      // [B,N,D] patch embedding + position, context side
     void *d_embedded;    // [B,N,D]
@@ -270,7 +269,6 @@ typedef struct {
 
 static void micro_buffers_take(Arena *a, const ModelDims *d, ElemSizes z, int B, MicroBuffers *mb) {
     const size_t N = d->tokens, D = d->enc.width;
-    mb->clips = take(a, (size_t)B * d->frames * d->crop * d->crop * 3, z.esize);
     mb->patches = take(a, (size_t)B * N * d->patch_dim, z.esize);
     mb->embedded = take(a, B * N * D, z.esize);
     mb->d_embedded = take(a, B * N * D, z.esize);
@@ -510,10 +508,14 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
     arena_reset(&m->arena, 0);
     MicroBuffers mb;
     micro_buffers_take(&m->arena, d, z, B, &mb);
-    const size_t clip_elems = (size_t)B * d->frames * d->crop * d->crop * 3;
-    for (size_t i = 0; i < clip_elems; i++) m->staging[i] = batch->clips[i];
-    be->upload_f64(be, mb.clips, be->esize, m->staging, clip_elems);
-    be->patchify(be, mb.patches, mb.clips, B, d->frames, d->crop, d->crop, d->tubelet, d->patch);
+    const int slot = batch->slot;
+    if (batch->clips) {
+        memcpy(model_input_host(m, slot, B), batch->clips, model_clip_elems(d, B) * sizeof(float));
+        model_stage_clips(m, slot, B);
+    }
+    be->wait_input(be, slot);
+    be->patchify(be, mb.patches, m->clips[slot], B, d->frames, d->crop, d->crop, d->tubelet, d->patch);
+    be->input_consumed(be, slot);  // the slot may now take the micro-batch after next
     target_features(m, &mb, B, grad_scale);
     embed_patches(m, m->work, &mb, mb.embedded, B);
     be->zero(be, mb.d_embedded, (size_t)B * N * D * be->esize);
@@ -535,6 +537,20 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
         be->matmul_bwd(be, NULL, tensor_at(m, m->grads, d->patch_w, be->msize),
                        tensor_at(m, m->grads, d->patch_b, be->msize), mb.d_embedded, mb.patches,
                        tensor_at(m, m->work, d->patch_w, be->esize), B * N, D, d->patch_dim);
+}
+
+// ---------------------------------------------------------------- input
+
+size_t model_clip_elems(const ModelDims *d, int B) { return (size_t)B * d->frames * d->crop * d->crop * 3; }
+
+float *model_input_host(Model *m, int slot, int B) {
+    JEPA_ASSERT(slot == 0 || slot == 1);
+    JEPA_ASSERT(B <= m->max_batch);
+    return m->be->input_host(m->be, slot, model_clip_elems(&m->dims, B));
+}
+
+void model_stage_clips(Model *m, int slot, int B) {
+    m->be->upload_input(m->be, slot, m->clips[slot], model_clip_elems(&m->dims, B));
 }
 
 // ---------------------------------------------------------------- lifetime
@@ -578,7 +594,9 @@ Model *model_create(const Config *cfg, Backend *be) {
     m->max_batch = cfg->data.batch_size;
     m->arena.capacity = model_plan_arena(d, (ElemSizes){be->esize, be->ssize}, m->max_batch, n_max, n_max);
     m->arena.base = backend_alloc(be, "the activation arena (planned for data.batch_size clips)", m->arena.capacity);
-    m->staging = xmalloc((size_t)m->max_batch * d->frames * d->crop * d->crop * 3 * sizeof(double));
+    for (int s = 0; s < 2; s++)
+        m->clips[s] = backend_alloc(be, "the input double buffer (data.batch_size clips)",
+                                    model_clip_elems(d, m->max_batch) * be->esize);
     return m;
 }
 
@@ -590,7 +608,7 @@ void model_free(Model *m) {
     void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->target,
                        m->pos_enc, m->pos_pred, m->stats, m->arena.base};
     for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++) be->release(be, buffers[i]);
-    free(m->staging);
+    for (int s = 0; s < 2; s++) be->release(be, m->clips[s]);
     table_free(&m->table);
     free(m);
 }

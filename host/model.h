@@ -53,17 +53,19 @@ struct Model {
     void *stats;        // the step's statistics, ssize: [num_masks] losses, target std, gradient sum of squares
                         // per module (STAT_* below); read once per step, the only host sync of a step
     Arena arena;        // activations
-    double *staging;    // host clips in double for upload [B*T*H*W*3]
+    void *clips[2];     // input double buffer [max_batch,T,H,W,3], esize: micro-batch k+1 lands while k computes
     int max_batch;      // the batch the arena was planned for
     BlockGradsHook on_block_grads;  // called after each block's backward (overlapped all-reduce); may be NULL
     void *hook_ctx;
 };
 
-// One micro-batch: host clips and, per generator, host masks.
+// One micro-batch: its clips and, per generator, host masks.
 typedef struct {
     int B;
-    const float *clips;  // [B, frames, crop, crop, 3] normalised
+    const float *clips;      // [B, frames, crop, crop, 3] normalised, copied in through `slot` at once; or NULL: the
+                             // clips already staged in `slot` (model_input_host + model_stage_clips)
     const MaskBatch *masks;  // [num_masks]
+    int slot;                // input slot, 0 or 1
 } MicroBatch;
 
 // Offsets into Model.stats after the per-generator losses.
@@ -83,6 +85,12 @@ size_t model_plan_arena(const ModelDims *dims, ElemSizes sizes, int B, const int
 
 Model *model_create(const Config *cfg, Backend *be);
 void model_free(Model *m);
+// Host buffer [B,T,H,W,3] for the clips of input slot `slot` (waits until its previous copy has left it).
+float *model_input_host(Model *m, int slot, int B);
+// Starts the copy of slot's host clips to the device (overlapping the compute queued before, not reading it).
+void model_stage_clips(Model *m, int slot, int B);
+size_t model_clip_elems(const ModelDims *d, int B);
+
 // Zero gradients and statistics (start of an optimizer step).
 void model_zero_step(Model *m);
 // Forward (and backward when `backward`) of one micro-batch. Gradients accumulate into m->grads scaled by

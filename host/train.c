@@ -103,12 +103,28 @@ typedef struct {
     const Config *cfg;
     Model *model;
     DataSource *data;
-    float *clips;  // [B,T,H,W,3]
     MaskBatch masks[CONFIG_MAX_MASKS];
-    int64_t data_cursor;  // next global sample index (a checkpoint saves it)
+    int64_t data_cursor;   // next global sample index (a checkpoint saves it)
+    int64_t staged_first;  // first sample of the clips staged in staged_slot, -1 when none
+    int staged_slot;       // input slot holding them
 } Trainer;
 
-static void train_step(Trainer *tr, long step, StepRecord *r) {
+// Reads the clips of samples [first, first + B) into the free input slot and starts their copy to the device, so
+// they travel while the GPU computes the micro-batch before them.
+static void prefetch_clips(Trainer *tr, int64_t first, double *data_s) {
+    const int B = tr->cfg->data.batch_size;
+    const int slot = tr->staged_first < 0 ? 0 : tr->staged_slot ^ 1;
+    const double t0 = now_seconds();
+    data_get_clips(tr->data, first, B, model_input_host(tr->model, slot, B));
+    model_stage_clips(tr->model, slot, B);
+    tr->staged_first = first;
+    tr->staged_slot = slot;
+    *data_s += now_seconds() - t0;
+}
+
+// One optimizer step. The host reads the next micro-batch while the device computes the current one; the only
+// synchronisation is model_read_stats at the end.
+static void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     const Config *cfg = tr->cfg;
     Model *m = tr->model;
     const int B = cfg->data.batch_size, accum = cfg->optimization.accum_steps, G = cfg->num_masks;
@@ -119,18 +135,18 @@ static void train_step(Trainer *tr, long step, StepRecord *r) {
     model_zero_step(m);
     for (int micro = 0; micro < accum; micro++) {
         const int64_t first_sample = tr->data_cursor + (int64_t)micro * B;
-        const double d0 = now_seconds();
-        data_get_clips(tr->data, first_sample, B, tr->clips);
-        r->data_s += now_seconds() - d0;
+        if (tr->staged_first != first_sample) prefetch_clips(tr, first_sample, &r->data_s);  // first step, resume
         for (int g = 0; g < G; g++) {
             mask_generate(&cfg->mask[g], g, token_grid(&m->dims), (uint64_t)cfg->meta.seed, step, first_sample, B,
                           &tr->masks[g]);
             r->tokens_ctx[g] += (double)tr->masks[g].n_ctx / accum;
             r->tokens_tgt[g] += (double)tr->masks[g].n_tgt / accum;
         }
-        const MicroBatch mb = {B, tr->clips, tr->masks};
+        const MicroBatch mb = {B, NULL, tr->masks, tr->staged_slot};
         model_micro_step(m, &mb, 1.0 / accum, 1);
         for (int g = 0; g < G; g++) mask_batch_free(&tr->masks[g]);
+        // the next micro-batch, or the next step's first (the cursor moves by accum * B)
+        if (!(last_step && micro == accum - 1)) prefetch_clips(tr, first_sample + B, &r->data_s);
     }
     tr->data_cursor += (int64_t)accum * B;
     optim_step(m, cfg, &r->sched, step + 1);
@@ -157,15 +173,13 @@ int train_run(const Config *cfg, const char *command) {
     char device[512];
     Backend *be = backend_for(cfg, device, sizeof device);
     RunFolder rf = {0};
-    Trainer tr = {.cfg = cfg};
+    Trainer tr = {.cfg = cfg, .staged_first = -1};
     tr.model = model_create(cfg, be);
     const TrainPosition from = resume_open_run(&rf, tr.model, cfg, device, command);
     tr.data_cursor = from.data_cursor;
     config_print_table(cfg, stdout);
     config_print_table(cfg, rf.log);
     tr.data = data_open(cfg);
-    const ModelDims *d = &tr.model->dims;
-    tr.clips = xmalloc((size_t)cfg->data.batch_size * d->frames * d->crop * d->crop * 3 * sizeof(float));
     const long total = train_total_steps(cfg);
     run_log(&rf, "device: %s\n", device);
     run_log(&rf, "run folder %s | device %s | %zu parameters | %ld steps of %d clips\n", rf.path, be->name,
@@ -177,7 +191,7 @@ int train_run(const Config *cfg, const char *command) {
         run_log(&rf, "nothing to train: the run is at step %ld of %ld\n---> HINT: raise optimization.max_steps or "
                      "optimization.epochs to continue it, or set meta.resume=never for a new run\n", from.step, total);
     for (long step = from.step; step < total; step++) {
-        train_step(&tr, step, &r);
+        train_step(&tr, step, step == total - 1, &r);
         write_metrics(rf.metrics, &r, cfg->num_masks);
         if (!isfinite(r.stats.loss_mean)) {
             run_log(&rf, "error: the loss is %f at step %ld; stopping (the run folder keeps the metrics)\n",
@@ -192,7 +206,6 @@ int train_run(const Config *cfg, const char *command) {
     if (rc == JEPA_EXIT_OK && from.step < total)
         run_log(&rf, "done: %ld steps in %.1f s, final loss %.5f, target std %.3f; run folder %s\n", r.step,
                 now_seconds() - start, r.stats.loss_mean, r.stats.target_std, rf.path);
-    free(tr.clips);
     data_close(tr.data);
     model_free(tr.model);
     backend_destroy(be);

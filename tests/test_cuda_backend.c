@@ -563,7 +563,7 @@ static void batch_make(const Config *cfg, const Model *m, int B, Batch *b) {
     const TokenGrid grid = {m->dims.grid_t, m->dims.grid_h, m->dims.grid_w};
     for (int g = 0; g < cfg->num_masks; g++)
         mask_generate(&cfg->mask[g], g, grid, (uint64_t)cfg->meta.seed, 3, 0, B, &b->masks[g]);
-    b->mb = (MicroBatch){B, b->clips, b->masks};
+    b->mb = (MicroBatch){B, b->clips, b->masks, 0};
 }
 
 static void batch_free(const Config *cfg, Batch *b) {
@@ -723,7 +723,9 @@ int main(int argc, char **argv) {
     test_loss_and_stats();
     test_optimizer();
     test_matmul_determinism();
-    test_oom_message();
+    // Under compute-sanitizer (JEPA_TEST_SMALL) the intended failing cudaMalloc would count as a reported error.
+    if (getenv("JEPA_TEST_SMALL")) TEST_SKIP("cuda backend: out-of-memory message", "JEPA_TEST_SMALL is set (sanitizer run)");
+    else test_oom_message();
     test_training_step();
     backend_destroy(side[GPU]);
     backend_destroy(side[CPU]);

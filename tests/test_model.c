@@ -28,7 +28,7 @@ static void batch_make(const Config *cfg, const Model *m, DataSource *ds, long s
     const TokenGrid grid = {m->dims.grid_t, m->dims.grid_h, m->dims.grid_w};
     for (int g = 0; g < cfg->num_masks; g++)
         mask_generate(&cfg->mask[g], g, grid, (uint64_t)cfg->meta.seed, step, first, B, &b->masks[g]);
-    b->mb = (MicroBatch){B, b->clips, b->masks};
+    b->mb = (MicroBatch){B, b->clips, b->masks, 0};
 }
 
 static void batch_free(const Config *cfg, Batch *b) {
