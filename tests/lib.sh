@@ -12,3 +12,11 @@ check() {  # name, detail on failure, condition command...
     local name=$1 detail=$2; shift 2
     if "$@"; then pass "$name"; else fail "$name" "$detail"; fi
 }
+# Exits 0 after a SKIP line naming the reason unless `jepa --devices` lists a CUDA GPU; sets $devices.
+require_gpu() {  # name of the skipped group
+    devices=$($jepa --devices 2>&1)
+    if ! grep -q '^cuda:0 ' <<< "$devices"; then
+        skip "$1" "$(head -1 <<< "$devices")"
+        exit 0
+    fi
+}

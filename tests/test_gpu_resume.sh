@@ -4,11 +4,7 @@
 # SKIP without a usable GPU.
 set -u
 source "$(dirname "$0")/lib.sh"
-devices=$($jepa --devices 2>&1)
-if ! grep -q '^cuda:0 ' <<< "$devices"; then
-    skip "gpu resume" "$(head -1 <<< "$devices")"
-    exit 0
-fi
+require_gpu "gpu resume"
 train() { $jepa train configs/tiny.yaml meta.device=cuda meta.dtype=bfloat16 meta.deterministic=true \
           logging.folder=$tmp "$@" 2>&1; }
 losses() { grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*' "$1" 2>/dev/null; }

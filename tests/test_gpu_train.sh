@@ -3,11 +3,7 @@
 # target features must not collapse, by tests/test_train.sh's criteria. SKIP without a usable GPU.
 set -u
 source "$(dirname "$0")/lib.sh"
-devices=$($jepa --devices 2>&1)
-if ! grep -q '^cuda:0 ' <<< "$devices"; then
-    skip "gpu train" "$(head -1 <<< "$devices")"
-    exit 0
-fi
+require_gpu "gpu train"
 out=$($jepa train configs/tiny.yaml meta.device=cuda meta.dtype=bfloat16 optimization.max_steps=100 \
       logging.folder=$tmp logging.write_tag=gpu 2>&1); rc=$?
 if [ "$rc" -ne 0 ]; then fail "gpu train" "tiny run on cuda exited $rc: $(tail -5 <<< "$out")"; exit 1; fi
