@@ -55,6 +55,8 @@ int cuda_device_count(char *why, size_t n) {
 void backend_cuda_describe(int device, char *buf, size_t n) { snprintf(buf, n, "none: %s", NO_CUDA); }
 Backend *backend_cuda_create(int device, int deterministic) { die_input("meta.device: cuda, but %s", NO_CUDA); }
 void cuda_build_info(char *buf, size_t n) { snprintf(buf, n, "none (built without CUDA)"); }
+struct CUstream_st *backend_cuda_stream(Backend *b) { die_internal("backend_cuda_stream: %s", NO_CUDA); }
+void backend_cuda_memory(Backend *b, size_t *current, size_t *peak) { *current = *peak = 0; }
 
 #else
 
@@ -67,15 +69,8 @@ void cuda_build_info(char *buf, size_t n) { snprintf(buf, n, "none (built withou
 #include <nccl.h>
 #endif
 
+#include "cuda_check.h"
 #include "cuda_ops.h"
-
-#define CUDA_CHECK(call)                                                                                      \
-    do {                                                                                                      \
-        const cudaError_t e_ = (call);                                                                        \
-        if (e_ != cudaSuccess)                                                                                \
-            die_internal("%s:%d: %s: %s (%s)", __FILE__, __LINE__, #call, cudaGetErrorString(e_),             \
-                         cudaGetErrorName(e_));                                                               \
-    } while (0)
 
 #define STAGING_MAX_BYTES ((size_t)128 << 20)  // per upload slot: a ViT-L batch of 24 clips (116 MB bf16) fits one
 #define DOWNLOAD_BYTES ((size_t)8 << 20)       // pinned download buffer; downloads go in chunks of it
@@ -106,6 +101,9 @@ typedef struct {
     unsigned char *ring;         // pinned [2 * RING_HALF]
     size_t ring_at;              // next free byte
     cudaEvent_t ring_left[2];    // recorded on compute when the ring moves out of a half
+    // every live device_alloc (pointer, bytes), for backend_cuda_memory; a few dozen, freed rarely
+    struct { void *p; size_t bytes; } *live;
+    size_t n_live, cap_live, bytes_now, bytes_peak;
 } CudaImpl;
 
 static CudaImpl *impl(Backend *b) { return (CudaImpl *)b->impl; }
@@ -193,11 +191,37 @@ static void *device_alloc(Backend *b, const char *what, size_t bytes) {
     }
     CUDA_CHECK(e);
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 256, stream(b)));
+    CudaImpl *c = impl(b);
+    if (c->n_live == c->cap_live) {
+        c->cap_live = c->cap_live ? 2 * c->cap_live : 64;
+        c->live = xrealloc(c->live, c->cap_live * sizeof(*c->live));
+    }
+    c->live[c->n_live].p = p;
+    c->live[c->n_live++].bytes = bytes;
+    c->bytes_now += bytes;
+    if (c->bytes_now > c->bytes_peak) c->bytes_peak = c->bytes_now;
     return p;
 }
 
+static void device_free(Backend *b, void *p) {
+    CudaImpl *c = impl(b);
+    for (size_t i = 0; i < c->n_live; i++)
+        if (c->live[i].p == p) {
+            c->bytes_now -= c->live[i].bytes;
+            c->live[i] = c->live[--c->n_live];
+            break;
+        }
+    CUDA_CHECK(cudaFree(p));
+}
+
+struct CUstream_st *backend_cuda_stream(Backend *b) { return stream(b); }
+void backend_cuda_memory(Backend *b, size_t *current, size_t *peak) {
+    *current = impl(b)->bytes_now;
+    *peak = impl(b)->bytes_peak;
+}
+
 static void *cu_alloc(Backend *b, size_t bytes) { return device_alloc(b, b->alloc_what, bytes); }
-static void cu_release(Backend *b, void *p) { CUDA_CHECK(cudaFree(p)); }
+static void cu_release(Backend *b, void *p) { device_free(b, p); }
 static void cu_zero(Backend *b, void *p, size_t bytes) { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream(b))); }
 static void cu_copy(Backend *b, void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream(b)));
@@ -319,7 +343,7 @@ static void cu_attention_bwd(Backend *b, void *dqkv, const void *dout, const voi
     if (need > c->attn_ws_bytes) {
         if (c->attn_ws) {
             CUDA_CHECK(cudaStreamSynchronize(c->compute));
-            CUDA_CHECK(cudaFree(c->attn_ws));
+            device_free(b, c->attn_ws);
         }
         const size_t bytes = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);  // whole MiB
         c->attn_ws = device_alloc(b, "the attention backward workspace", bytes);
@@ -391,7 +415,7 @@ static float *cu_input_host(Backend *b, int slot, size_t n) {
     if (c->in_elems[slot] < n) {
         CUDA_CHECK(cudaStreamSynchronize(c->copy));  // the device buffer may still be read by a conversion
         if (c->in_host[slot]) CUDA_CHECK(cudaFreeHost(c->in_host[slot]));
-        if (c->in_dev[slot]) CUDA_CHECK(cudaFree(c->in_dev[slot]));
+        if (c->in_dev[slot]) device_free(b, c->in_dev[slot]);
         CUDA_CHECK(cudaMallocHost((void **)&c->in_host[slot], n * sizeof(float)));
         b->alloc_what = "the input double buffer (data.batch_size clips in fp32)";
         c->in_dev[slot] = cu_alloc(b, n * sizeof(float));
@@ -429,13 +453,13 @@ static void cu_destroy(Backend *b) {
     CUDA_CHECK(cudaStreamSynchronize(c->compute));
     if (c->attn_ws) {
         cuda_attention_set_workspace(NULL, 0);
-        CUDA_CHECK(cudaFree(c->attn_ws));
+        device_free(b, c->attn_ws);
     }
     for (int i = 0; i < 2; i++) {
         if (c->up[i]) CUDA_CHECK(cudaFreeHost(c->up[i]));
         CUDA_CHECK(cudaEventDestroy(c->up_free[i]));
         if (c->in_host[i]) CUDA_CHECK(cudaFreeHost(c->in_host[i]));
-        if (c->in_dev[i]) CUDA_CHECK(cudaFree(c->in_dev[i]));
+        if (c->in_dev[i]) device_free(b, c->in_dev[i]);
         CUDA_CHECK(cudaEventDestroy(c->in_copied[i]));
         CUDA_CHECK(cudaEventDestroy(c->in_ready[i]));
         CUDA_CHECK(cudaEventDestroy(c->in_consumed[i]));
@@ -447,6 +471,7 @@ static void cu_destroy(Backend *b) {
     CUDA_CHECK(cudaEventDestroy(c->copy_done));
     CUDA_CHECK(cudaStreamDestroy(c->copy));
     CUDA_CHECK(cudaStreamDestroy(c->compute));
+    free(c->live);
     free(c);
     b->impl = NULL;
 }

@@ -18,6 +18,11 @@ void backend_cuda_describe(int device, char *buf, size_t n);
 Backend *backend_cuda_create(int device, int deterministic);
 // The CUDA libraries this binary was compiled against ("none" without CUDA), for jepa --version.
 void cuda_build_info(char *buf, size_t n);
+// The compute stream of a CUDA backend (a cudaStream_t), on which every op is queued: timers record events there.
+struct CUstream_st *backend_cuda_stream(Backend *b);
+// Device memory the backend holds now and the most it has held (its own cudaMalloc calls: parameters, optimizer
+// state, arena, input buffers, attention workspace; not cuBLASLt's workspace or the CUDA context).
+void backend_cuda_memory(Backend *b, size_t *current, size_t *peak);
 
 // bf16 on the host: round to nearest even from double (one rounding, not two through float), and exact back.
 uint16_t bf16_from_double(double x);

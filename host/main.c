@@ -7,6 +7,7 @@
 #include "config.h"
 #include "export.h"
 #include "backend_cuda.h"
+#include "bench.h"
 #include "provenance.h"
 #include "tools.h"
 #include "train.h"
@@ -20,7 +21,8 @@ static const char *MAIN_HELP =
     "  train CONFIG [key=value ...]   train from a YAML config (see `jepa train --help`)\n"
     "  config --doc                   every config key: type, default, range, meaning\n"
     "  data synth|info|convert ...    make and check HDF5 clip stores (see `jepa data --help`)\n"
-    "  bench data FILE...             loader clips/s per reader thread count (see `jepa bench data --help`)\n"
+    "  bench TARGET [options]         kernels, attention, layernorm, ema, adamw, gemm (GPU); step CONFIG; data FILE...\n"
+    "                                 timed against measured ceilings and peer figures (see `jepa bench --help`)\n"
     "  export CKPT -o FILE            weights under the official V-JEPA names (see `jepa export --help`)\n"
     "\n"
     "options:\n"
@@ -151,16 +153,6 @@ static int cmd_config(int argc, char **argv) {
     die_input("config: expected --doc or --resolve CONFIG.yaml (see jepa config --help)");
 }
 
-static int cmd_bench(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-        fputs("usage: jepa bench <target> [options]\n\ntargets:\n  data FILE...   loader throughput on HDF5 stores "
-              "(see `jepa bench data --help`)\n", argc < 1 ? stderr : stdout);
-        return argc < 1 ? JEPA_EXIT_BAD_INPUT : JEPA_EXIT_OK;
-    }
-    if (!strcmp(argv[0], "data")) return bench_data_command(argc - 1, argv + 1);
-    die_input("bench: target '%s' is not available yet (targets: data)", argv[0]);
-}
-
 // OpenMP threads that spin after each parallel region fight OpenBLAS's threads for the cores between ops (measured on
 // 2 cores: the tiny config ran 2.4x slower). libgomp reads OMP_WAIT_POLICY once at start-up, so set it and start
 // again, unless the user chose a policy.
@@ -202,6 +194,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "config") == 0) return cmd_config(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
     if (strcmp(cmd, "data") == 0) return data_command(argc - 2, argv + 2);
-    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0) return bench_command(argc - 2, argv + 2);
     die_input("unknown command '%s' (commands: train, config, export, data, bench; see jepa --help)", cmd);
 }

@@ -451,6 +451,7 @@ static void generator_forward(Model *m, MicroBuffers *mb, GenBuffers *g, int gen
     // context encoder
     be->gather_tokens(be, g->enc.x[0], mb->embedded, g->ctx_idx, B, nc, N, D);
     stack_forward(m, W, &g->enc);
+    model_mark_phase(m, PHASE_PREDICTOR_FWD);
     // predictor input: [embedded context + ppos(ctx), mask token + ppos(tgt)]
     be->matmul_fwd(be, g->pz, g->enc.out, tensor_at(m, W, d->pred_embed_w, es), tensor_at(m, W, d->pred_embed_b, es),
                    B * nc, P, D);
@@ -477,6 +478,7 @@ static void generator_backward(Model *m, MicroBuffers *mb, GenBuffers *g, int ge
     const int N = d->tokens, D = d->enc.width, P = d->pred.width;
     void *W = m->work, *G = m->grads;
     const size_t es = be->esize, ms = be->msize;
+    model_mark_phase(m, PHASE_PREDICTOR_BWD);
     be->zero(be, g->d_yt, (size_t)B * nt * P * es);
     be->matmul_bwd(be, g->d_yt, tensor_at(m, G, d->pred_proj_w, ms), tensor_at(m, G, d->pred_proj_b, ms),
                    g->d_pred_out, g->yt, tensor_at(m, W, d->pred_proj_w, es), B * nt, D, P);
@@ -495,6 +497,7 @@ static void generator_backward(Model *m, MicroBuffers *mb, GenBuffers *g, int ge
     be->zero(be, g->d_z, (size_t)B * nc * D * es);
     be->matmul_bwd(be, g->d_z, tensor_at(m, G, d->pred_embed_w, ms), tensor_at(m, G, d->pred_embed_b, ms), g->d_pz,
                    g->enc.out, tensor_at(m, W, d->pred_embed_w, es), B * nc, P, D);
+    model_mark_phase(m, PHASE_CONTEXT_BWD);
     stack_backward(m, &g->enc, g->d_z);
     be->scatter_add_tokens(be, mb->d_embedded, g->enc.d_stream, g->ctx_idx, B, nc, N, D);
 }
@@ -509,14 +512,17 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
     MicroBuffers mb;
     micro_buffers_take(&m->arena, d, z, B, &mb);
     const int slot = batch->slot;
+    model_mark_phase(m, PHASE_INPUT);
     if (batch->clips) {
         memcpy(model_input_host(m, slot, B), batch->clips, model_clip_elems(d, B) * sizeof(float));
         model_stage_clips(m, slot, B);
     }
     be->wait_input(be, slot);
+    model_mark_phase(m, PHASE_TARGET_FWD);
     be->patchify(be, mb.patches, m->clips[slot], B, d->frames, d->crop, d->crop, d->tubelet, d->patch);
     be->input_consumed(be, slot);  // the slot may now take the micro-batch after next
     target_features(m, &mb, B, grad_scale);
+    model_mark_phase(m, PHASE_CONTEXT_FWD);
     embed_patches(m, m->work, &mb, mb.embedded, B);
     be->zero(be, mb.d_embedded, (size_t)B * N * D * be->esize);
     const size_t mark = arena_mark(&m->arena);
@@ -528,6 +534,7 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
         JEPA_ASSERT(mk->B == B);
         GenBuffers g;
         gen_buffers_take(&m->arena, d, z, B, mk->n_ctx, mk->n_tgt, &gs, &g);
+        model_mark_phase(m, PHASE_CONTEXT_FWD);
         upload_masks(be, mk, &g);
         generator_forward(m, &mb, &g, gen, B, mk->n_ctx, mk->n_tgt, grad_scale, gen_grad_scale);
         if (backward) generator_backward(m, &mb, &g, gen, B, mk->n_ctx, mk->n_tgt);
@@ -537,6 +544,7 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
         be->matmul_bwd(be, NULL, tensor_at(m, m->grads, d->patch_w, be->msize),
                        tensor_at(m, m->grads, d->patch_b, be->msize), mb.d_embedded, mb.patches,
                        tensor_at(m, m->work, d->patch_w, be->esize), B * N, D, d->patch_dim);
+    model_mark_phase(m, PHASE_LOOP);
 }
 
 // ---------------------------------------------------------------- input
@@ -615,8 +623,14 @@ void model_free(Model *m) {
 
 void model_zero_step(Model *m) {
     Backend *be = m->be;
+    model_mark_phase(m, PHASE_OPTIMIZER);
     be->zero(be, m->grads, m->table.total * be->msize);
     be->zero(be, m->stats, (size_t)(m->dims.num_masks + STAT_EXTRA) * be->ssize);
+    model_mark_phase(m, PHASE_LOOP);
+}
+
+void model_mark_phase(Model *m, ModelPhase phase) {
+    if (m->on_phase) m->on_phase(m->phase_ctx, (int)phase);
 }
 
 void *model_stat_slot(Model *m, int which) {

@@ -38,6 +38,22 @@ typedef struct {
 typedef struct Model Model;
 typedef void (*BlockGradsHook)(void *ctx, ModuleId module, int block);
 
+// Phases of a training step, for profiling (`jepa bench step`). model_mark_phase(m, p) calls m->on_phase(ctx, p) on
+// the host as phase p begins, in queue order: work queued from there until the next mark belongs to p (a GPU timer
+// records an event on the compute stream there). Per generator, its forward phases then its backward phases.
+typedef enum {
+    PHASE_LOOP = 0,       // the caller's own work between model calls: data reads, masks, the step's sync
+    PHASE_INPUT,          // the micro-batch's clips reaching the device
+    PHASE_TARGET_FWD,     // patchify, target encoder, target normalisation and std
+    PHASE_CONTEXT_FWD,    // patch embedding; per generator: mask upload, context encoder
+    PHASE_PREDICTOR_FWD,  // per generator: predictor embedding, blocks, projection, loss
+    PHASE_PREDICTOR_BWD,  // per generator: back through the projection, predictor blocks and embedding
+    PHASE_CONTEXT_BWD,    // per generator: context encoder backward; the patch embedding's weight gradient
+    PHASE_OPTIMIZER,      // zeroing gradients; norms, clipping, AdamW, EMA, working copies
+    PHASE_COUNT
+} ModelPhase;
+typedef void (*PhaseHook)(void *ctx, int phase);
+
 struct Model {
     Backend *be;
     ModelDims dims;
@@ -57,6 +73,8 @@ struct Model {
     int max_batch;      // the batch the arena was planned for
     BlockGradsHook on_block_grads;  // called after each block's backward (overlapped all-reduce); may be NULL
     void *hook_ctx;
+    PhaseHook on_phase;  // called as each phase of a step begins (ModelPhase); NULL (the default): no calls
+    void *phase_ctx;
 };
 
 // One micro-batch: its clips and, per generator, host masks.
@@ -96,6 +114,8 @@ void model_zero_step(Model *m);
 // Forward (and backward when `backward`) of one micro-batch. Gradients accumulate into m->grads scaled by
 // grad_scale (1/accum_steps); each generator's loss and the target std accumulate into m->stats scaled likewise.
 void model_micro_step(Model *m, const MicroBatch *mb, double grad_scale, int backward);
+// Calls m->on_phase when set (ModelPhase).
+void model_mark_phase(Model *m, ModelPhase phase);
 // Pointer to statistic `which` (STAT_*) in m->stats.
 void *model_stat_slot(Model *m, int which);
 // Downloads the step's statistics (synchronises).

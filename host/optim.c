@@ -66,6 +66,7 @@ void optim_step(Model *m, const Config *cfg, const Schedule *s, long step) {
     Backend *be = m->be;
     const TensorTable *t = &m->table;
     const int slots[MODULE_COUNT] = {STAT_SUMSQ_ENCODER, STAT_SUMSQ_PREDICTOR};
+    model_mark_phase(m, PHASE_OPTIMIZER);
     for (int mod = 0; mod < MODULE_COUNT; mod++) {
         void *g = (char *)m->grads + t->module_begin[mod] * be->msize;
         const size_t n = table_module_numel(t, mod);
@@ -76,4 +77,5 @@ void optim_step(Model *m, const Config *cfg, const Schedule *s, long step) {
     adamw_groups(m, cfg, s, step);
     const size_t enc = table_module_numel(t, MODULE_ENCODER);
     be->ema(be, m->target, m->target_work, m->params, enc, s->ema_momentum);
+    model_mark_phase(m, PHASE_LOOP);
 }

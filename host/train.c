@@ -18,9 +18,7 @@
 #include "resume.h"
 #include "runfolder.h"
 
-// The backend meta.device names (auto: cuda when a GPU is present, else cpu); device[n] receives its description
-// (the start-up banner and provenance).
-static Backend *backend_for(const Config *cfg, char *device, size_t n) {
+Backend *train_backend(const Config *cfg, char *device, size_t n) {
     char why[256] = "";
     const int gpus = strcmp(cfg->meta.device, "cpu") == 0 ? 0 : cuda_device_count(why, sizeof why);
     if (strcmp(cfg->meta.device, "cuda") == 0 && gpus == 0)
@@ -44,16 +42,6 @@ static Backend *backend_for(const Config *cfg, char *device, size_t n) {
 }
 
 static TokenGrid token_grid(const ModelDims *d) { return (TokenGrid){d->grid_t, d->grid_h, d->grid_w}; }
-
-// One step's measurements, for the progress line and metrics.jsonl.
-typedef struct {
-    long step, total;
-    int epoch;
-    Schedule sched;
-    StepStats stats;
-    double tokens_ctx[CONFIG_MAX_MASKS], tokens_tgt[CONFIG_MAX_MASKS];  // mean over micro-batches
-    double step_s, data_s, clips_per_s;
-} StepRecord;
 
 static json_object *double_array(const double *v, int n) {
     json_object *a = json_object_new_array();
@@ -98,20 +86,7 @@ static void print_progress(RunFolder *rf, const StepRecord *r, double elapsed, l
             100.0 * r->data_s / r->step_s, r->stats.target_std, eta);
 }
 
-// Everything one rank needs for a step: the model, the data and the host buffers.
-typedef struct {
-    const Config *cfg;
-    Model *model;
-    DataSource *data;
-    MaskBatch masks[CONFIG_MAX_MASKS];
-    int64_t data_cursor;   // next global sample index (a checkpoint saves it)
-    int64_t staged_first;  // first sample of the clips staged in staged_slot, -1 when none
-    int staged_slot;       // input slot holding them
-} Trainer;
-
-// Reads the clips of samples [first, first + B) into the free input slot and starts their copy to the device, so
-// they travel while the GPU computes the micro-batch before them.
-static void prefetch_clips(Trainer *tr, int64_t first, double *data_s) {
+void trainer_stage_clips(Trainer *tr, int64_t first, double *data_s) {
     const int B = tr->cfg->data.batch_size;
     const int slot = tr->staged_first < 0 ? 0 : tr->staged_slot ^ 1;
     const double t0 = now_seconds();
@@ -122,9 +97,7 @@ static void prefetch_clips(Trainer *tr, int64_t first, double *data_s) {
     *data_s += now_seconds() - t0;
 }
 
-// One optimizer step. The host reads the next micro-batch while the device computes the current one; the only
-// synchronisation is model_read_stats at the end.
-static void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
+void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     const Config *cfg = tr->cfg;
     Model *m = tr->model;
     const int B = cfg->data.batch_size, accum = cfg->optimization.accum_steps, G = cfg->num_masks;
@@ -135,18 +108,24 @@ static void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     model_zero_step(m);
     for (int micro = 0; micro < accum; micro++) {
         const int64_t first_sample = tr->data_cursor + (int64_t)micro * B;
-        if (tr->staged_first != first_sample) prefetch_clips(tr, first_sample, &r->data_s);  // first step, resume
+        if (!tr->reuse_staged && tr->staged_first != first_sample)  // first step, resume
+            trainer_stage_clips(tr, first_sample, &r->data_s);
+        int n_ctx[CONFIG_MAX_MASKS], n_tgt[CONFIG_MAX_MASKS];
         for (int g = 0; g < G; g++) {
             mask_generate(&cfg->mask[g], g, token_grid(&m->dims), (uint64_t)cfg->meta.seed, step, first_sample, B,
                           &tr->masks[g]);
-            r->tokens_ctx[g] += (double)tr->masks[g].n_ctx / accum;
-            r->tokens_tgt[g] += (double)tr->masks[g].n_tgt / accum;
+            n_ctx[g] = tr->masks[g].n_ctx;
+            n_tgt[g] = tr->masks[g].n_tgt;
+            r->tokens_ctx[g] += (double)n_ctx[g] / accum;
+            r->tokens_tgt[g] += (double)n_tgt[g] / accum;
         }
+        r->flops += flops_micro_batch(&m->dims, B, n_ctx, n_tgt).total;
         const MicroBatch mb = {B, NULL, tr->masks, tr->staged_slot};
         model_micro_step(m, &mb, 1.0 / accum, 1);
         for (int g = 0; g < G; g++) mask_batch_free(&tr->masks[g]);
         // the next micro-batch, or the next step's first (the cursor moves by accum * B)
-        if (!(last_step && micro == accum - 1)) prefetch_clips(tr, first_sample + B, &r->data_s);
+        if (!tr->reuse_staged && !(last_step && micro == accum - 1))
+            trainer_stage_clips(tr, first_sample + B, &r->data_s);
     }
     tr->data_cursor += (int64_t)accum * B;
     optim_step(m, cfg, &r->sched, step + 1);
@@ -171,7 +150,7 @@ static void checkpoint_if_due(RunFolder *rf, const Trainer *tr, const StepRecord
 
 int train_run(const Config *cfg, const char *command) {
     char device[512];
-    Backend *be = backend_for(cfg, device, sizeof device);
+    Backend *be = train_backend(cfg, device, sizeof device);
     RunFolder rf = {0};
     Trainer tr = {.cfg = cfg, .staged_first = -1};
     tr.model = model_create(cfg, be);

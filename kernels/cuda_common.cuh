@@ -3,6 +3,8 @@
 //   CUDA_CHECK_LAUNCH()    after every <<<>>>: cudaGetLastError, naming the launcher, file and line
 //   bf16                   = __nv_bfloat16; BF16(p) / CBF16(p) view cuda_ops.h's bf16_bits pointers as bf16
 //   cuda_grid_1d(n, t)     blocks for a grid-stride loop over n elements (capped, a function of n only)
+//   cuda_persistent_grid   blocks of a kernel resident at once on the whole device (SM count x blocks per SM)
+//   cuda_bf16x2_bits / cuda_bf16_lo, _hi   pack two floats into two bf16 (round to nearest even), unpack exactly
 //   cuda_warp_sum_f / _d   warp sum by xor shuffles, cuda_block_sum_d: block sum in a fixed tree (deterministic)
 //   CudaScratch            a grow-only device workspace, one per user (see cuda_scratch)
 #pragma once
@@ -11,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda_ops.h"
 
@@ -49,6 +52,64 @@ static inline unsigned cuda_grid_1d(size_t n, int threads) {
     const size_t blocks = (n + (size_t)threads - 1) / (size_t)threads;
     return blocks == 0 ? 1u : blocks > CUDA_GRID_CAP ? (unsigned)CUDA_GRID_CAP : (unsigned)blocks;
 }
+
+// Blocks of `kernel` (a __global__ function) resident on one multiprocessor at `threads` threads per block and
+// `smem` bytes of dynamic shared memory, times the multiprocessor count: the grid of a persistent kernel. Asked of
+// the runtime once per (kernel, threads, smem, device), then cached; these are host-side queries (no
+// synchronisation). Above 48 KB of dynamic shared memory it also raises the kernel's limit to `smem` first, as
+// launching it needs; with any, it asks for the largest shared-memory carveout of L1 (a hint the occupancy query
+// and the launches then share). Not thread-safe (one host thread queues the kernels, as for CudaScratch). A kernel
+// that cannot run at that shape at all is an internal error.
+#define CUDA_GRID_CACHE 64
+static inline unsigned cuda_persistent_grid(const void *kernel, int threads, size_t smem) {
+    static struct {
+        const void *kernel;
+        int threads, device;
+        size_t smem;
+        unsigned grid;
+    } cache[CUDA_GRID_CACHE];
+    static int used = 0;
+    int device = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    for (int i = 0; i < used; i++)
+        if (cache[i].kernel == kernel && cache[i].threads == threads && cache[i].smem == smem &&
+            cache[i].device == device)
+            return cache[i].grid;
+    if (smem > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    if (smem > 0)  // as much of L1 as shared memory as the blocks need: the grid below must be resident at once
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                        cudaSharedmemCarveoutMaxShared));
+    int sms = 0, per_sm = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+    if (sms < 1 || per_sm < 1) {
+        fflush(stdout);
+        fprintf(stderr,
+                "internal error: %s:%d: a kernel cannot run with %d threads and %zu bytes of shared memory (%d blocks "
+                "per multiprocessor, %d multiprocessors)\n",
+                __FILE__, __LINE__, threads, smem, per_sm, sms);
+        exit(1);
+    }
+    const unsigned grid = (unsigned)sms * (unsigned)per_sm;
+    if (used < CUDA_GRID_CACHE) {
+        cache[used].kernel = kernel, cache[used].threads = threads, cache[used].smem = smem;
+        cache[used].device = device, cache[used].grid = grid;
+        used++;
+    }
+    return grid;
+}
+
+// Two floats as two bf16 in one 32-bit word (lo in the low half: the first element in memory), each rounded to
+// nearest even as __float2bfloat16_rn; and back, exactly (a bf16 is the top half of its float).
+static __device__ __forceinline__ uint32_t cuda_bf16x2_bits(float lo, float hi) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    uint32_t u;
+    memcpy(&u, &h, sizeof u);
+    return u;
+}
+static __device__ __forceinline__ float cuda_bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }
+static __device__ __forceinline__ float cuda_bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
 
 // Sums over the 32 lanes of a full warp; every lane gets the same value (the xor tree is fixed: deterministic).
 static __device__ __forceinline__ float cuda_warp_sum_f(float v) {

@@ -1,25 +1,344 @@
 // layernorm.cu: LayerNorm over the last dimension on bf16 activations with fp32 statistics, the CUDA twin of
 // layernorm_cpu.c (torch.nn.LayerNorm: biased variance, rstd = 1/sqrt(var + eps); w and bias NULL = non-affine).
 //
-// Forward and the input gradient: one warp per row, fp32 sums per lane then a fixed xor-shuffle tree; the row is
-// read once per pass (mean, variance, output) and stays in L1 between passes.
-// Weight/bias gradients (dw[c] += sum_r dout*xhat, dbias[c] += sum_r dout): a column reduction in two kernels,
-//   1. grid (column blocks, row chunks): thread = one column, sums the LN_CHUNK_ROWS rows of its chunk in row order
-//      in fp32 and writes the partial to a workspace [chunks, C] (dw partials, then dbias partials);
-//   2. thread = one column, adds its chunk partials in chunk order in double, then dw[c] += (float)sum.
-// The chunking depends on R only, so the result is bitwise reproducible and the same on every GPU; no atomics.
-// The workspace grows with R*C on first use (cudaMalloc, see cuda_common.cuh): not thread-safe, one stream.
+// Bytes each kernel must move (R rows of C bf16; w and bias, 2C bytes each, stay in cache):
+//   forward   read inp (2 B/elem), write out (2 B/elem), write mean and rstd (8 B/row)          = 4 B/elem
+//   backward  read dout, inp (4 B/elem), read and write dinp (+=, 4 B/elem), read mean and rstd (8 B/row),
+//             plus the dw/dbias partials (8 B per column per block, written once, read back once) = 8 B/elem
+//             (dinp NULL: 4 B/elem; dw and dbias NULL: no partials)
+// At the encoder's shape, 37632 rows x 1024: forward 154.4 MB, backward 308.6 MB + ~5 MB of partials.
 //
-// Ladder: this is the plain version. Next steps: 16-byte loads when C % 8 == 0, the row kept in registers,
-// the dw/dbias partials fused into the input-gradient pass (one read of dout and inp instead of two).
+// Vector path (C a multiple of 8, at most 2048, every bf16 pointer 16-byte aligned): a row is C/8 16-byte chunks;
+// a row group of L lanes (16 when C <= 384, else 32) owns a row, lane l holding chunks l, l+L, ... (at most V of
+// them, V = ceil(C/8/L) <= 8), so every access is a 16-byte load or store and a warp's accesses are contiguous.
+//   forward: the row is loaded once into registers (all its chunks in flight at once, and the row group's next row
+//     loaded before this one is reduced), mean and variance from the registers (two passes over registers: no
+//     cancellation), the output written once. Persistent grid (SM count x resident blocks), row groups walking the
+//     rows grid-stride; w and bias read per row from L1.
+//   backward: one kernel reads dout, inp, dinp, mean, rstd of each row once (all of the row's chunks in flight at
+//     once; w from L1), writes dinp += ... and accumulates the dw/dbias column partials of its rows in shared
+//     memory (one slot per row group and column: no atomics). Block b owns the contiguous rows
+//     [R*b/G, R*(b+1)/G) of a persistent grid of G blocks; its row groups take them in a fixed interleave and sum
+//     in row order (fp32), then the block adds its row groups in order and writes its partials [2, G, C]. A
+//     finishing kernel adds the G partials per column in a fixed order, in double, and does dw += (float)sum.
+//     Bitwise reproducible for a given GPU model (G is the SM count x resident blocks); a GPU with another SM count
+//     rounds dw/dbias differently in the last fp32 bits.
+// Fallback path (any other C or alignment): one warp per row, scalar bf16 accesses, the row read once per pass
+// (mean, variance, output) from L1; dw/dbias by a separate column pass in chunks of LN_CHUNK_ROWS rows, partials
+// in a workspace, finished in double in chunk order (a function of R only).
+// Workspaces grow on first use (cudaMalloc, see cuda_common.cuh): not thread-safe, one stream.
 #include "cuda_common.cuh"
 
-#define LN_WARPS 8          // rows per block in the row kernels (256 threads)
-#define LN_COL_THREADS 256  // columns per block in the dw/dbias partial kernel
-#define LN_CHUNK_ROWS 256   // rows per partial sum of dw/dbias
+#define LN_WARPS 8          // rows per block in the fallback row kernels (256 threads)
+#define LN_COL_THREADS 256  // columns per block in the fallback dw/dbias partial kernel
+#define LN_CHUNK_ROWS 256   // rows per partial sum of dw/dbias in the fallback
+#define LN_FWD_THREADS 256  // vector forward block
+#define LN_BWD_THREADS 128  // vector backward block
+#define LN_MAX_V 8          // 16-byte chunks per lane at most: C <= 8 * 32 * LN_MAX_V = 2048 on the vector path
 
 static CudaScratch ln_scratch;
 
+// ================================================================ vector path
+// Sum over the L lanes of a row group (L = 16 or 32; the xor tree stays inside the group). Every lane of the warp
+// must call it (full mask), so row groups whose row is past the end still take part.
+template <int L>
+static __device__ __forceinline__ float ln_group_sum(float v) {
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ void ln_unpack8(const uint4 u, float f[8]) {
+    f[0] = cuda_bf16_lo(u.x), f[1] = cuda_bf16_hi(u.x), f[2] = cuda_bf16_lo(u.y), f[3] = cuda_bf16_hi(u.y);
+    f[4] = cuda_bf16_lo(u.z), f[5] = cuda_bf16_hi(u.z), f[6] = cuda_bf16_lo(u.w), f[7] = cuda_bf16_hi(u.w);
+}
+static __device__ __forceinline__ uint4 ln_pack8(const float f[8]) {
+    return make_uint4(cuda_bf16x2_bits(f[0], f[1]), cuda_bf16x2_bits(f[2], f[3]), cuda_bf16x2_bits(f[4], f[5]),
+                      cuda_bf16x2_bits(f[6], f[7]));
+}
+
+// Bytes: 4 per element (read inp, write out) + 8 per row (mean, rstd); w, bias from cache.
+// out = (inp - mean) * rstd * w + bias per row. Row groups of L lanes, 32/L row groups per warp stepping together
+// (the warp's loop condition is uniform: the shuffles see the full warp). The next row's chunks are loaded before
+// the current row is reduced (two rows in flight per row group); the row stays packed (bf16) in registers and is
+// unpacked on use; w and bias come from L1 in the output pass.
+template <int L, int V>
+static __device__ __forceinline__ void ln_load_row(uint4 (&xv)[V], const bf16 *__restrict__ inp, int r, int R, int C,
+                                                   int lane) {
+    const int nch = C / 8;
+    const uint4 *xr = reinterpret_cast<const uint4 *>(inp + (size_t)r * C);  // [nch]
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int q = k * L + lane;
+        xv[k] = r < R && q < nch ? xr[q] : make_uint4(0, 0, 0, 0);
+    }
+}
+
+template <int L, int V>
+static __global__ void __launch_bounds__(LN_FWD_THREADS)
+    layernorm_fwd_vec_kernel(bf16 *__restrict__ out, float *__restrict__ mean, float *__restrict__ rstd,
+                             const bf16 *__restrict__ inp, const bf16 *__restrict__ w,
+                             const bf16 *__restrict__ bias, int R, int C, float eps) {
+    constexpr int P = 32 / L;                 // rows per warp at a time
+    constexpr int ROWS = LN_FWD_THREADS / L;  // rows per block at a time
+    const int lane = threadIdx.x % L, sub = (threadIdx.x % 32) / L, warp = threadIdx.x / 32;
+    const int nch = C / 8;
+    const uint4 *w4 = reinterpret_cast<const uint4 *>(w), *b4 = reinterpret_cast<const uint4 *>(bias);
+    const int step = gridDim.x * ROWS;
+    int r0 = (blockIdx.x * (LN_FWD_THREADS / 32) + warp) * P;
+    uint4 xv[V];
+    ln_load_row<L, V>(xv, inp, r0 + sub, R, C, lane);
+    for (; r0 < R; r0 += step) {
+        const int r = r0 + sub;
+        uint4 xn[V];  // the next row, in flight while this one is reduced and written
+        ln_load_row<L, V>(xn, inp, r + step, R, C, lane);
+        float s = 0;  // absent chunks are zeros: they add nothing
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            float x[8];
+            ln_unpack8(xv[k], x);
+#pragma unroll
+            for (int j = 0; j < 8; j++) s += x[j];
+        }
+        const float m = ln_group_sum<L>(s) / (float)C;
+        float v = 0;
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            if (k * L + lane < nch) {
+                float x[8];
+                ln_unpack8(xv[k], x);
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const float d = x[j] - m;
+                    v += d * d;  // two passes: no cancellation
+                }
+            }
+        }
+        const float var = ln_group_sum<L>(v) / (float)C;
+        const float rs = 1.0f / sqrtf(var + eps);
+        if (r < R) {
+            uint4 *yr = reinterpret_cast<uint4 *>(out + (size_t)r * C);  // [nch]
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                const int q = k * L + lane;
+                if (q < nch) {
+                    float x[8], wf[8], bf[8], o[8];
+                    ln_unpack8(xv[k], x);
+                    ln_unpack8(w ? __ldg(w4 + q) : make_uint4(0, 0, 0, 0), wf);  // L1 hits after the first rows
+                    ln_unpack8(bias ? __ldg(b4 + q) : make_uint4(0, 0, 0, 0), bf);
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        const float xhat = (x[j] - m) * rs;
+                        o[j] = w ? xhat * wf[j] + bf[j] : xhat;  // bias NULL: bf = 0
+                    }
+                    yr[q] = ln_pack8(o);
+                }
+            }
+            if (lane == 0) {
+                if (mean) mean[r] = m;
+                if (rstd) rstd[r] = rs;
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < V; k++) xv[k] = xn[k];
+    }
+}
+
+// Bytes: 8 per element (read dout, inp, dinp; write dinp) + 8 per row (mean, rstd) + 8 per column per block
+// (partials); w from cache.
+// dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout * w (or dout), and (part != NULL) the block's
+// dw/dbias partials: part[b*C + c] = sum over the block's rows of dout*xhat, part[(G + b)*C + c] = of dout.
+// Shared memory (part != NULL): float4 acc[ROWS][V][4][L], slot (group, chunk k, t, lane) holding the sums of the
+// 4 columns 8*(k*L + lane) + 4*(t & 1) + (0..3), t < 2 for dw and t >= 2 for dbias: lane-contiguous float4s, so a
+// warp's 16-byte shared accesses do not conflict. Each thread touches only its own slots until the final combine.
+template <int L, int V>
+static __global__ void __launch_bounds__(LN_BWD_THREADS)
+    layernorm_bwd_vec_kernel(bf16 *__restrict__ dinp, float *__restrict__ part, const bf16 *__restrict__ dout,
+                             const bf16 *__restrict__ inp, const bf16 *__restrict__ w,
+                             const float *__restrict__ mean, const float *__restrict__ rstd, int R, int C) {
+    extern __shared__ float4 ln_acc[];
+    constexpr int P = 32 / L, ROWS = LN_BWD_THREADS / L;
+    const int lane = threadIdx.x % L, sub = (threadIdx.x % 32) / L, warp = threadIdx.x / 32;
+    const int grp = threadIdx.x / L;  // = warp * P + sub
+    const int nch = C / 8;
+    float4 *acc = ln_acc + (size_t)grp * V * 4 * L + lane;  // this thread's slots: acc[(k*4 + t) * L]
+    if (part) {
+#pragma unroll
+        for (int k = 0; k < V; k++)
+#pragma unroll
+            for (int t = 0; t < 4; t++) acc[(k * 4 + t) * L] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    const uint4 *w4 = reinterpret_cast<const uint4 *>(w);  // w's chunks: L1 hits after the first rows
+    // the block's rows [rb, re): a function of R, the grid and the block only
+    const int rb = (int)((long long)R * blockIdx.x / gridDim.x);
+    const int re = (int)((long long)R * (blockIdx.x + 1) / gridDim.x);
+    for (int r0 = rb + warp * P; r0 < re; r0 += ROWS) {
+        const int r = r0 + sub;
+        const bool ok = r < re;
+        const size_t at = (size_t)r * C;
+        const uint4 *xr = reinterpret_cast<const uint4 *>(inp + at), *dyr = reinterpret_cast<const uint4 *>(dout + at);
+        uint4 *dxr = dinp ? reinterpret_cast<uint4 *>(dinp + at) : nullptr;
+        uint4 xv[V], dyv[V], dxv[V];
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            const int q = k * L + lane;
+            const bool has = ok && q < nch;
+            xv[k] = has ? xr[q] : make_uint4(0, 0, 0, 0);
+            dyv[k] = has ? dyr[q] : make_uint4(0, 0, 0, 0);
+            dxv[k] = has && dinp ? dxr[q] : make_uint4(0, 0, 0, 0);
+        }
+        const float m = ok ? mean[r] : 0.f, s = ok ? rstd[r] : 0.f;
+        float g_mean = 0, gx_mean = 0;
+        if (dinp) {
+            float g_sum = 0, gx_sum = 0;  // absent chunks are zeros: g = 0 adds nothing
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                float x[8], dy[8], wf[8];
+                ln_unpack8(xv[k], x);
+                ln_unpack8(dyv[k], dy);
+                ln_unpack8(w && k * L + lane < nch ? __ldg(w4 + k * L + lane) : make_uint4(0, 0, 0, 0), wf);
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const float g = w ? dy[j] * wf[j] : dy[j];
+                    g_sum += g;
+                    gx_sum += g * ((x[j] - m) * s);
+                }
+            }
+            g_mean = ln_group_sum<L>(g_sum) / (float)C;
+            gx_mean = ln_group_sum<L>(gx_sum) / (float)C;
+        }
+        if (!ok) continue;
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            const int q = k * L + lane;
+            if (q >= nch) continue;
+            float x[8], dy[8], wf[8], xhat[8];
+            ln_unpack8(xv[k], x);
+            ln_unpack8(dyv[k], dy);
+            ln_unpack8(w ? __ldg(w4 + q) : make_uint4(0, 0, 0, 0), wf);
+#pragma unroll
+            for (int j = 0; j < 8; j++) xhat[j] = (x[j] - m) * s;
+            if (dinp) {
+                float dx[8];
+                ln_unpack8(dxv[k], dx);
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const float g = w ? dy[j] * wf[j] : dy[j];
+                    dx[j] = dx[j] + s * (g - g_mean - xhat[j] * gx_mean);
+                }
+                dxr[q] = ln_pack8(dx);
+            }
+            if (part) {
+                float4 *a = acc + k * 4 * L;
+                float4 w0 = a[0], w1 = a[L], b0 = a[2 * L], b1 = a[3 * L];
+                w0.x += dy[0] * xhat[0], w0.y += dy[1] * xhat[1], w0.z += dy[2] * xhat[2], w0.w += dy[3] * xhat[3];
+                w1.x += dy[4] * xhat[4], w1.y += dy[5] * xhat[5], w1.z += dy[6] * xhat[6], w1.w += dy[7] * xhat[7];
+                b0.x += dy[0], b0.y += dy[1], b0.z += dy[2], b0.w += dy[3];
+                b1.x += dy[4], b1.y += dy[5], b1.z += dy[6], b1.w += dy[7];
+                a[0] = w0, a[L] = w1, a[2 * L] = b0, a[3 * L] = b1;
+            }
+        }
+    }
+    if (part) {
+        __syncthreads();  // every row group's slots complete
+        const float *accf = reinterpret_cast<const float *>(ln_acc);
+        float *pw = part + (size_t)blockIdx.x * C, *pb = part + ((size_t)gridDim.x + blockIdx.x) * C;
+        for (int c = threadIdx.x; c < C; c += LN_BWD_THREADS) {
+            const int q = c / 8, k = q / L, ln = q % L, t = (c % 8) / 4, e = c % 4;
+            float sw = 0, sb = 0;
+            for (int g = 0; g < ROWS; g++) {  // row groups in order
+                const size_t base = (size_t)g * V * 4 * L;
+                sw += accf[(base + (size_t)(k * 4 + t) * L + ln) * 4 + e];
+                sb += accf[(base + (size_t)(k * 4 + 2 + t) * L + ln) * 4 + e];
+            }
+            pw[c] = sw;
+            pb[c] = sb;
+        }
+    }
+}
+
+// dw[c] += sum_b part[b*C + c], dbias[c] += sum_b part[(G + b)*C + c]: block = 32 columns x 32 row-of-partials
+// lanes; thread (tx, ty) adds partials ty, ty + 32, ... in double, then thread (tx, 0) adds the 32 in order.
+#define LN_FINISH_ROWS 32
+static __global__ void __launch_bounds__(32 * LN_FINISH_ROWS)
+    layernorm_bwd_params_vec_finish_kernel(float *__restrict__ dw, float *__restrict__ dbias,
+                                           const float *__restrict__ part, int blocks, int C) {
+    __shared__ double red[2][LN_FINISH_ROWS][33];
+    const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+    const int c = blockIdx.x * 32 + tx;
+    double aw = 0, ab = 0;
+    if (c < C) {
+        for (int k0 = ty; k0 < blocks; k0 += 4 * LN_FINISH_ROWS) {
+            float pw[4], pb[4];  // eight loads in flight, added in order
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int k = k0 + u * LN_FINISH_ROWS;
+                pw[u] = k < blocks ? part[(size_t)k * C + c] : 0.f;
+                pb[u] = k < blocks ? part[((size_t)blocks + k) * C + c] : 0.f;
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++) aw += (double)pw[u], ab += (double)pb[u];
+        }
+    }
+    red[0][ty][tx] = aw;
+    red[1][ty][tx] = ab;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        double sw = 0, sb = 0;
+        for (int k = 0; k < LN_FINISH_ROWS; k++) sw += red[0][k][tx], sb += red[1][k][tx];
+        if (dw) dw[c] += (float)sw;
+        if (dbias) dbias[c] += (float)sb;
+    }
+}
+
+// ---------------------------------------------------------------- vector-path dispatch
+// Row-group shape for C: L lanes per row, V chunks per lane; 0 when C takes the fallback path.
+static int ln_vec_shape(int C, int *L, int *V) {
+    if (C % 8 != 0 || C > 8 * 32 * LN_MAX_V) return 0;
+    const int nch = C / 8;
+    *L = nch <= 48 ? 16 : 32;  // C <= 384: two rows per warp (C = 384: 3 chunks per lane, none idle)
+    *V = (nch + *L - 1) / *L;  // L = 16: 1..3; L = 32: 2..8
+    return 1;
+}
+
+static int ln_aligned16(const void *p) { return p == NULL || (uintptr_t)p % 16 == 0; }
+
+template <int L, int V>
+static void ln_fwd_vec_launch(cudaStream_t s, bf16 *out, float *mean, float *rstd, const bf16 *inp, const bf16 *w,
+                              const bf16 *bias, int R, int C, float eps) {
+    constexpr int ROWS = LN_FWD_THREADS / L;
+    const unsigned cap = cuda_persistent_grid((const void *)layernorm_fwd_vec_kernel<L, V>, LN_FWD_THREADS, 0);
+    const unsigned want = (unsigned)((R + ROWS - 1) / ROWS);
+    layernorm_fwd_vec_kernel<L, V><<<want < cap ? want : cap, LN_FWD_THREADS, 0, s>>>(out, mean, rstd, inp, w, bias,
+                                                                                       R, C, eps);
+    CUDA_CHECK_LAUNCH();
+}
+
+template <int L, int V>
+static void ln_bwd_vec_launch(cudaStream_t s, bf16 *dinp, float *dw, float *dbias, const bf16 *dout, const bf16 *inp,
+                              const bf16 *w, const float *mean, const float *rstd, int R, int C) {
+    constexpr int ROWS = LN_BWD_THREADS / L;
+    const int params = dw || dbias;
+    const size_t smem = params ? (size_t)LN_BWD_THREADS * V * 4 * sizeof(float4) : 0;
+    const unsigned cap = cuda_persistent_grid((const void *)layernorm_bwd_vec_kernel<L, V>, LN_BWD_THREADS, smem);
+    const unsigned want = (unsigned)((R + ROWS - 1) / ROWS);
+    const unsigned grid = want < cap ? want : cap;
+    float *part = NULL;
+    if (params)
+        part = (float *)cuda_scratch(&ln_scratch, (size_t)2 * grid * C * sizeof(float), "cuda_layernorm_bwd");
+    layernorm_bwd_vec_kernel<L, V><<<grid, LN_BWD_THREADS, smem, s>>>(dinp, part, dout, inp, w, mean, rstd, R, C);
+    CUDA_CHECK_LAUNCH();
+    if (params) {
+        layernorm_bwd_params_vec_finish_kernel<<<(unsigned)((C + 31) / 32), 32 * LN_FINISH_ROWS, 0, s>>>(
+            dw, dbias, part, (int)grid, C);
+        CUDA_CHECK_LAUNCH();
+    }
+}
+
+#define LN_VEC_CASES(X) \
+    X(16, 1) X(16, 2) X(16, 3) X(32, 2) X(32, 3) X(32, 4) X(32, 5) X(32, 6) X(32, 7) X(32, 8)
+
+// ================================================================ fallback path
 // out = (inp - mean) * rstd * w + bias per row
 static __global__ void layernorm_fwd_kernel(bf16 *__restrict__ out, float *__restrict__ mean,
                                             float *__restrict__ rstd, const bf16 *__restrict__ inp,
@@ -120,23 +439,11 @@ static __global__ void layernorm_bwd_params_finish_kernel(float *__restrict__ dw
     if (dbias) dbias[c] += (float)acc_b;
 }
 
-extern "C" void cuda_layernorm_fwd(cuda_stream s, bf16_bits *out, float *mean, float *rstd, const bf16_bits *inp,
-                                   const bf16_bits *w, const bf16_bits *bias, int R, int C, float eps) {
-    if (R <= 0 || C <= 0) return;
-    const unsigned blocks = (unsigned)((R + LN_WARPS - 1) / LN_WARPS);
-    layernorm_fwd_kernel<<<blocks, LN_WARPS * 32, 0, s>>>(BF16(out), mean, rstd, CBF16(inp), CBF16(w), CBF16(bias),
-                                                           R, C, eps);
-    CUDA_CHECK_LAUNCH();
-}
-
-extern "C" void cuda_layernorm_bwd(cuda_stream s, bf16_bits *dinp, float *dw, float *dbias, const bf16_bits *dout,
-                                   const bf16_bits *inp, const bf16_bits *w, const float *mean, const float *rstd,
-                                   int R, int C) {
-    if (R <= 0 || C <= 0) return;
+static void ln_bwd_fallback(cudaStream_t s, bf16 *dinp, float *dw, float *dbias, const bf16 *dout, const bf16 *inp,
+                            const bf16 *w, const float *mean, const float *rstd, int R, int C) {
     if (dinp) {
         const unsigned blocks = (unsigned)((R + LN_WARPS - 1) / LN_WARPS);
-        layernorm_bwd_input_kernel<<<blocks, LN_WARPS * 32, 0, s>>>(BF16(dinp), CBF16(dout), CBF16(inp), CBF16(w),
-                                                                     mean, rstd, R, C);
+        layernorm_bwd_input_kernel<<<blocks, LN_WARPS * 32, 0, s>>>(dinp, dout, inp, w, mean, rstd, R, C);
         CUDA_CHECK_LAUNCH();
     }
     if (dw || dbias) {
@@ -151,11 +458,51 @@ extern "C" void cuda_layernorm_bwd(cuda_stream s, bf16_bits *dinp, float *dw, fl
                                                  "cuda_layernorm_bwd");  // [2, chunks, C]
         float *partial_b = partial_w + (size_t)chunks * C;
         const dim3 grid((unsigned)((C + LN_COL_THREADS - 1) / LN_COL_THREADS), (unsigned)chunks);
-        layernorm_bwd_params_partial_kernel<<<grid, LN_COL_THREADS, 0, s>>>(partial_w, partial_b, CBF16(dout),
-                                                                            CBF16(inp), mean, rstd, R, C);
+        layernorm_bwd_params_partial_kernel<<<grid, LN_COL_THREADS, 0, s>>>(partial_w, partial_b, dout, inp, mean,
+                                                                            rstd, R, C);
         CUDA_CHECK_LAUNCH();
         layernorm_bwd_params_finish_kernel<<<(unsigned)((C + 255) / 256), 256, 0, s>>>(dw, dbias, partial_w,
                                                                                         partial_b, chunks, C);
         CUDA_CHECK_LAUNCH();
     }
+}
+
+// ================================================================ launchers
+extern "C" void cuda_layernorm_fwd(cuda_stream s, bf16_bits *out, float *mean, float *rstd, const bf16_bits *inp,
+                                   const bf16_bits *w, const bf16_bits *bias, int R, int C, float eps) {
+    if (R <= 0 || C <= 0) return;
+    int L = 0, V = 0;
+    if (ln_vec_shape(C, &L, &V) && ln_aligned16(out) && ln_aligned16(inp) && ln_aligned16(w) &&
+        ln_aligned16(bias)) {
+#define LN_FWD_CASE(l, v)                                                                                   \
+    if (L == l && V == v) {                                                                                 \
+        ln_fwd_vec_launch<l, v>(s, BF16(out), mean, rstd, CBF16(inp), CBF16(w), CBF16(bias), R, C, eps);   \
+        return;                                                                                             \
+    }
+        LN_VEC_CASES(LN_FWD_CASE)
+#undef LN_FWD_CASE
+    }
+    const unsigned blocks = (unsigned)((R + LN_WARPS - 1) / LN_WARPS);
+    layernorm_fwd_kernel<<<blocks, LN_WARPS * 32, 0, s>>>(BF16(out), mean, rstd, CBF16(inp), CBF16(w), CBF16(bias),
+                                                           R, C, eps);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_layernorm_bwd(cuda_stream s, bf16_bits *dinp, float *dw, float *dbias, const bf16_bits *dout,
+                                   const bf16_bits *inp, const bf16_bits *w, const float *mean, const float *rstd,
+                                   int R, int C) {
+    if (R <= 0 || C <= 0) return;
+    if (!dinp && !dw && !dbias) return;
+    int L = 0, V = 0;
+    if (ln_vec_shape(C, &L, &V) && ln_aligned16(dinp) && ln_aligned16(dout) && ln_aligned16(inp) &&
+        ln_aligned16(w)) {
+#define LN_BWD_CASE(l, v)                                                                                          \
+    if (L == l && V == v) {                                                                                        \
+        ln_bwd_vec_launch<l, v>(s, BF16(dinp), dw, dbias, CBF16(dout), CBF16(inp), CBF16(w), mean, rstd, R, C);   \
+        return;                                                                                                    \
+    }
+        LN_VEC_CASES(LN_BWD_CASE)
+#undef LN_BWD_CASE
+    }
+    ln_bwd_fallback(s, BF16(dinp), dw, dbias, CBF16(dout), CBF16(inp), CBF16(w), mean, rstd, R, C);
 }

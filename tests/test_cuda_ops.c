@@ -134,6 +134,17 @@ static void *dev_bf16(const float *x, size_t n) {
     free(h);
     return d;
 }
+// Device bf16 buffer of shift + n elements: x at [shift, shift + n), zeros before.
+static void *dev_bf16_at(const float *x, size_t n, size_t shift) {
+    uint16_t *h = xmalloc((n + shift ? n + shift : 1) * sizeof(uint16_t));
+    memset(h, 0, shift * sizeof(uint16_t));
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) h[shift + i] = bf16_from_f32(x[i]);
+    void *d = dev_alloc((n + shift) * sizeof(uint16_t));
+    CU(cudaMemcpy(d, h, (n + shift) * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    free(h);
+    return d;
+}
 static void *dev_f32(const float *x, size_t n) {
     void *d = dev_alloc(n * sizeof(float));
     CU(cudaMemcpy(d, x, n * sizeof(float), cudaMemcpyHostToDevice));
@@ -311,70 +322,108 @@ static void check_bitwise(const char *name, const void *a, const void *b, size_t
 }
 
 // ================================================================ layernorm
-static void test_layernorm_fwd(int R, int C, int affine, int stats) {
-    const size_t n = (size_t)R * C;
+// shift > 0: every bf16 tensor (inp, out, w, bias) starts `shift` elements into its allocation; shift % 8 != 0
+// breaks their 16-byte alignment (the kernels' scalar fallback), shift = 8 keeps it (the vector path at an offset).
+static void test_layernorm_fwd_at(int R, int C, int affine, int stats, int shift) {
+    const size_t n = (size_t)R * C, sh = (size_t)shift;
     float *inp = rand_bf16(n, -1.5, 2.5);  // mean 0.5: the centring matters
     float *w = affine ? rand_bf16(C, 0.5, 1.5) : NULL, *bias = affine ? rand_bf16(C, -0.5, 0.5) : NULL;
     float *out_ref = falloc(n), *mean_ref = falloc(R), *rstd_ref = falloc(R);
     cpu->layernorm_fwd(cpu, out_ref, stats ? mean_ref : NULL, stats ? rstd_ref : NULL, inp, w, bias, R, C, LN_EPS);
 
-    void *d_inp = dev_bf16(inp, n), *d_w = affine ? dev_bf16(w, C) : NULL, *d_b = affine ? dev_bf16(bias, C) : NULL;
-    void *d_out = dev_poisoned(n * 2);
+    void *d_inp = dev_bf16_at(inp, n, sh), *d_w = affine ? dev_bf16_at(w, C, sh) : NULL;
+    void *d_b = affine ? dev_bf16_at(bias, C, sh) : NULL;
+    void *d_out = dev_poisoned((n + sh) * 2);
     void *d_mean = stats ? dev_poisoned((size_t)R * 4) : NULL, *d_rstd = stats ? dev_poisoned((size_t)R * 4) : NULL;
-    cuda_layernorm_fwd(NULL, d_out, d_mean, d_rstd, d_inp, d_w, d_b, R, C, LN_EPS);
+    cuda_layernorm_fwd(NULL, (uint16_t *)d_out + sh, d_mean, d_rstd, (uint16_t *)d_inp + sh,
+                       affine ? (uint16_t *)d_w + sh : NULL, affine ? (uint16_t *)d_b + sh : NULL, R, C, LN_EPS);
     synced("layernorm_fwd");
 
-    char name[160];
+    char name[160], at[48] = "";
+    if (shift) snprintf(at, sizeof at, ", tensors at +%d elements", shift);
     const char *kind = affine ? "affine" : "non-affine";
-    uint16_t *out = down_bits(d_out, n);
-    snprintf(name, sizeof name, "layernorm_fwd out R=%d C=%d %s%s", R, C, kind, stats ? "" : ", mean/rstd NULL");
+    uint16_t *out_all = down_bits(d_out, n + sh), *out = out_all + sh;
+    snprintf(name, sizeof name, "layernorm_fwd out R=%d C=%d %s%s%s", R, C, kind, stats ? "" : ", mean/rstd NULL", at);
     check_bf16(name, out, out_ref, n, C, BF16_TOL, BF16_FLIP_FRAC);
+    if (shift) {
+        size_t touched = 0;
+        for (size_t i = 0; i < sh; i++) touched += out_all[i] != 0xFFFFu;
+        snprintf(name, sizeof name, "cuda layernorm_fwd R=%d C=%d%s: nothing written before out", R, C, at);
+        TEST_CHECK(name, touched == 0, "%zu of the %d elements before out were written", touched, shift);
+    }
     if (stats) {
         float *mean = down_f32(d_mean, R), *rstd = down_f32(d_rstd, R);
-        snprintf(name, sizeof name, "layernorm_fwd mean R=%d C=%d %s", R, C, kind);
+        snprintf(name, sizeof name, "layernorm_fwd mean R=%d C=%d %s%s", R, C, kind, at);
         check_f32(name, mean, mean_ref, R, 0, F32_SUM_TOL);
-        snprintf(name, sizeof name, "layernorm_fwd rstd R=%d C=%d %s", R, C, kind);
+        snprintf(name, sizeof name, "layernorm_fwd rstd R=%d C=%d %s%s", R, C, kind, at);
         check_f32(name, rstd, rstd_ref, R, 0, F32_SUM_TOL);
         free(mean), free(rstd);
     }
-    free(out), free(inp), free(w), free(bias), free(out_ref), free(mean_ref), free(rstd_ref);
+    free(out_all), free(inp), free(w), free(bias), free(out_ref), free(mean_ref), free(rstd_ref);
     dev_free(d_inp), dev_free(d_w), dev_free(d_b), dev_free(d_out), dev_free(d_mean), dev_free(d_rstd);
 }
+static void test_layernorm_fwd(int R, int C, int affine, int stats) { test_layernorm_fwd_at(R, C, affine, stats, 0); }
 
-// affine: w given and dw, dbias accumulated; else w, dw, dbias NULL. mean/rstd from the CPU forward, used by both.
-static void test_layernorm_bwd(int R, int C, int affine) {
-    const size_t n = (size_t)R * C;
+// affine: w given; else w NULL. want: which gradients are asked for (LN_DINP | LN_DW | LN_DB; the others NULL), the
+// given ones pre-filled so that += is checked. mean/rstd from the CPU forward, used by both. shift: as for the forward
+// (dinp, dout, inp, w at +shift elements).
+#define LN_DINP 1
+#define LN_DW 2
+#define LN_DB 4
+#define LN_ALL (LN_DINP | LN_DW | LN_DB)
+static void test_layernorm_bwd_at(int R, int C, int affine, int want, int shift) {
+    const size_t n = (size_t)R * C, sh = (size_t)shift;
+    const int want_dinp = want & LN_DINP, want_dw = want & LN_DW, want_db = want & LN_DB;
     float *inp = rand_bf16(n, -1.5, 2.5), *dout = rand_bf16(n, -1, 1);
     float *w = affine ? rand_bf16(C, 0.5, 1.5) : NULL, *bias = affine ? rand_bf16(C, -0.5, 0.5) : NULL;
     float *dinp0 = rand_bf16(n, -0.5, 0.5), *dw0 = rand_f32(C, -1, 1), *db0 = rand_f32(C, -1, 1);
     float *out = falloc(n), *mean = falloc(R), *rstd = falloc(R);
     cpu->layernorm_fwd(cpu, out, mean, rstd, inp, w, bias, R, C, LN_EPS);
     float *dinp_ref = fcopy(dinp0, n), *dw_ref = fcopy(dw0, C), *db_ref = fcopy(db0, C);
-    cpu->layernorm_bwd(cpu, dinp_ref, affine ? dw_ref : NULL, affine ? db_ref : NULL, dout, inp, w, mean, rstd, R, C);
+    cpu->layernorm_bwd(cpu, want_dinp ? dinp_ref : NULL, want_dw ? dw_ref : NULL, want_db ? db_ref : NULL, dout, inp,
+                       w, mean, rstd, R, C);
 
-    void *d_inp = dev_bf16(inp, n), *d_dout = dev_bf16(dout, n), *d_w = affine ? dev_bf16(w, C) : NULL;
+    void *d_inp = dev_bf16_at(inp, n, sh), *d_dout = dev_bf16_at(dout, n, sh);
+    void *d_w = affine ? dev_bf16_at(w, C, sh) : NULL;
     void *d_mean = dev_f32(mean, R), *d_rstd = dev_f32(rstd, R);
-    void *d_dinp = dev_bf16(dinp0, n), *d_dw = affine ? dev_f32(dw0, C) : NULL, *d_db = affine ? dev_f32(db0, C) : NULL;
-    cuda_layernorm_bwd(NULL, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, R, C);
+    void *d_dinp = want_dinp ? dev_bf16_at(dinp0, n, sh) : NULL;
+    void *d_dw = want_dw ? dev_f32(dw0, C) : NULL, *d_db = want_db ? dev_f32(db0, C) : NULL;
+    cuda_layernorm_bwd(NULL, want_dinp ? (uint16_t *)d_dinp + sh : NULL, d_dw, d_db, (uint16_t *)d_dout + sh,
+                       (uint16_t *)d_inp + sh, affine ? (uint16_t *)d_w + sh : NULL, d_mean, d_rstd, R, C);
     synced("layernorm_bwd");
 
-    char name[160];
+    char name[200], at[80] = "";
     const char *kind = affine ? "affine" : "non-affine";
-    uint16_t *dinp = down_bits(d_dinp, n);
-    snprintf(name, sizeof name, "layernorm_bwd dinp += R=%d C=%d %s", R, C, kind);
-    check_bf16(name, dinp, dinp_ref, n, C, BF16_TOL, BF16_FLIP_FRAC);
-    if (affine) {
-        float *dw = down_f32(d_dw, C), *db = down_f32(d_db, C);
-        snprintf(name, sizeof name, "layernorm_bwd dw += R=%d C=%d", R, C);
-        check_f32(name, dw, dw_ref, C, 0, F32_SUM_TOL);
-        snprintf(name, sizeof name, "layernorm_bwd dbias += R=%d C=%d", R, C);
-        check_f32(name, db, db_ref, C, 0, F32_SUM_TOL);
-        free(dw), free(db);
+    if (want != (affine ? LN_ALL : LN_DINP))
+        snprintf(at, sizeof at, ", only%s%s%s", want_dinp ? " dinp" : "", want_dw ? " dw" : "",
+                 want_db ? " dbias" : "");
+    if (shift) snprintf(at + strlen(at), sizeof at - strlen(at), ", tensors at +%d elements", shift);
+    if (want_dinp) {
+        uint16_t *dinp_all = down_bits(d_dinp, n + sh);
+        snprintf(name, sizeof name, "layernorm_bwd dinp += R=%d C=%d %s%s", R, C, kind, at);
+        check_bf16(name, dinp_all + sh, dinp_ref, n, C, BF16_TOL, BF16_FLIP_FRAC);
+        free(dinp_all);
     }
-    free(dinp), free(inp), free(dout), free(w), free(bias), free(dinp0), free(dw0), free(db0), free(out), free(mean);
+    if (want_dw) {
+        float *dw = down_f32(d_dw, C);
+        snprintf(name, sizeof name, "layernorm_bwd dw += R=%d C=%d%s", R, C, at);
+        check_f32(name, dw, dw_ref, C, 0, F32_SUM_TOL);
+        free(dw);
+    }
+    if (want_db) {
+        float *db = down_f32(d_db, C);
+        snprintf(name, sizeof name, "layernorm_bwd dbias += R=%d C=%d%s", R, C, at);
+        check_f32(name, db, db_ref, C, 0, F32_SUM_TOL);
+        free(db);
+    }
+    free(inp), free(dout), free(w), free(bias), free(dinp0), free(dw0), free(db0), free(out), free(mean);
     free(rstd), free(dinp_ref), free(dw_ref), free(db_ref);
     dev_free(d_inp), dev_free(d_dout), dev_free(d_w), dev_free(d_mean), dev_free(d_rstd), dev_free(d_dinp);
     dev_free(d_dw), dev_free(d_db);
+}
+// affine: w given and dw, dbias accumulated; else w, dw, dbias NULL.
+static void test_layernorm_bwd(int R, int C, int affine) {
+    test_layernorm_bwd_at(R, C, affine, affine ? LN_ALL : LN_DINP, 0);
 }
 
 // The real shape twice on the GPU: forward and backward outputs bitwise equal.
@@ -424,14 +473,47 @@ static void group_layernorm(void) {
     test_layernorm_fwd(64, 5, 1, 1);
     test_layernorm_fwd(1001, 384, 1, 1);
     test_layernorm_fwd(257, 1280, 1, 1);
+    // the vector path's row shapes (C a multiple of 8, <= 2048): one chunk per lane, partial chunk rows (C/8 not a
+    // multiple of the lanes per row), an odd row count with two rows per warp, ViT-B, ViT-g, the widest; then past
+    // the widest (fallback), and tensors off their 16-byte alignment (fallback) or at an aligned offset
+    test_layernorm_fwd(9, 8, 1, 1);
+    test_layernorm_fwd(33, 200, 1, 1);
+    test_layernorm_fwd(17, 392, 0, 1);
+    test_layernorm_fwd(31, 768, 1, 1);
+    test_layernorm_fwd(13, 1408, 1, 1);
+    test_layernorm_fwd(11, 2048, 1, 0);
+    test_layernorm_fwd(5, 2056, 1, 1);
+    test_layernorm_fwd_at(37, 1024, 1, 1, 1);
+    test_layernorm_fwd_at(37, 1024, 1, 1, 8);
+    test_layernorm_fwd(3001, 1024, 1, 1);  // more rows than one wave of the persistent grid's row groups holds
     if (!small_only) test_layernorm_fwd(37632, 1024, 1, 1);
-    // backward: 300 rows = a full and a partial 256-row chunk of the dw/dbias partial sums; 37632 = 147 chunks
+    // backward: 300 rows = a full and a partial 256-row chunk of the fallback's dw/dbias partial sums
     test_layernorm_bwd(7, 37, 1);
     test_layernorm_bwd(5, 100, 0);
     test_layernorm_bwd(64, 5, 1);
     test_layernorm_bwd(300, 257, 1);
+    // the vector path: as for the forward; 3001 rows split unevenly over the persistent grid's blocks
+    test_layernorm_bwd(9, 8, 1);
+    test_layernorm_bwd(33, 200, 1);
+    test_layernorm_bwd(1001, 384, 1);
+    test_layernorm_bwd(17, 392, 0);
+    test_layernorm_bwd(31, 768, 1);
+    test_layernorm_bwd(3001, 1024, 1);
+    test_layernorm_bwd(257, 1280, 1);
+    test_layernorm_bwd(13, 1408, 1);
+    test_layernorm_bwd(11, 2048, 1);
+    test_layernorm_bwd(5, 2056, 1);
+    // some gradients only; tensors off alignment (fallback) or at an aligned offset
+    test_layernorm_bwd_at(1001, 384, 1, LN_DW | LN_DB, 0);
+    test_layernorm_bwd_at(300, 1024, 1, LN_DINP | LN_DW, 0);
+    test_layernorm_bwd_at(300, 1024, 1, LN_DINP, 0);
+    test_layernorm_bwd_at(300, 1024, 1, LN_DB, 1);
+    test_layernorm_bwd_at(37, 1024, 1, LN_ALL, 1);
+    test_layernorm_bwd_at(37, 1024, 1, LN_ALL, 8);
     if (!small_only) test_layernorm_bwd(37632, 1024, 1);
+    if (!small_only) test_layernorm_bwd(37632, 384, 1);
     if (!small_only) test_layernorm_determinism(37632, 1024);
+    if (!small_only) test_layernorm_determinism(37632, 384);
 }
 
 // ================================================================ elementwise
@@ -1036,6 +1118,171 @@ static void test_ema(size_t n, size_t big) {
     dev_free(d_t), dev_free(d_s), dev_free(d_w);
 }
 
+// ---- flat ranges at arbitrary element offsets (the optimizer's module and group ranges start anywhere)
+#define RANGE_PAD 8  // elements around a range: all must stay untouched
+// A host buffer of n + RANGE_PAD floats: x at [off, off + n), the others from bg (n + RANGE_PAD values).
+static float *padded_f32(const float *x, size_t n, size_t off, const float *bg) {
+    float *h = fcopy(bg, n + RANGE_PAD);
+    memcpy(h + off, x, n * sizeof(float));
+    return h;
+}
+// Elements of got outside [off, off + n) that differ (bitwise) from want; got and want have n + RANGE_PAD elements.
+static size_t outside_changed(const void *got, const void *want, size_t n, size_t off, size_t elem) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n + RANGE_PAD; i++)
+        if ((i < off || i >= off + n) && memcmp((const char *)got + i * elem, (const char *)want + i * elem, elem))
+            bad++;
+    return bad;
+}
+static size_t bitwise_differ(const void *a, const void *b, size_t n, size_t elem) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += memcmp((const char *)a + i * elem, (const char *)b + i * elem, elem) != 0;
+    return bad;
+}
+static double rel_err_of(const float *got, const float *ref, size_t n) { return diff_of(got, ref, n).rel; }
+
+// Element offsets of the arrays of one call: {the updated fp32 arrays, the read-only fp32 source, the bf16 copy}.
+// Equal offsets: the vector path after a scalar head of (4 - off) % 4; unequal: the scalar path throughout.
+static const int RANGE_OFFSETS[][3] = {{0, 0, 0}, {1, 1, 1}, {2, 2, 2}, {3, 3, 3}, {1, 2, 1}, {0, 0, 1}, {2, 2, 3}};
+#define N_RANGE_OFFSETS (int)(sizeof RANGE_OFFSETS / sizeof RANGE_OFFSETS[0])
+
+// AdamW on [off, off + n) of padded buffers: within F32_EW_TOL of the CPU, bitwise equal to the all-aligned run
+// (the scalar and vector paths compute the same function), working = bf16(new param), nothing outside written.
+static void test_adamw_offsets(size_t n) {
+    const size_t N = n + RANGE_PAD;
+    float *p0 = rand_f32(n, -1, 1), *g = rand_f32(n, -1e-2, 1e-2), *m0 = rand_f32(n, -1e-3, 1e-3);
+    float *v0 = rand_f32(n, 0, 1e-4), *bg = rand_f32(N, -1, 1);
+    float *p_ref = fcopy(p0, n), *m_ref = fcopy(m0, n), *v_ref = fcopy(v0, n);
+    cpu->adamw(cpu, p_ref, NULL, g, m_ref, v_ref, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP);
+    float *first[3] = {NULL, NULL, NULL};
+    uint16_t *poison = xmalloc(N * sizeof(uint16_t));
+    memset(poison, 0xFF, N * sizeof(uint16_t));
+    for (int c = 0; c < N_RANGE_OFFSETS; c++) {
+        const size_t op = (size_t)RANGE_OFFSETS[c][0], og = (size_t)RANGE_OFFSETS[c][1];
+        const size_t ow = (size_t)RANGE_OFFSETS[c][2];
+        float *hp = padded_f32(p0, n, op, bg), *hm = padded_f32(m0, n, op, bg), *hv = padded_f32(v0, n, op, bg);
+        float *hg = padded_f32(g, n, og, bg);
+        void *d_p = dev_f32(hp, N), *d_m = dev_f32(hm, N), *d_v = dev_f32(hv, N), *d_g = dev_f32(hg, N);
+        void *d_w = dev_poisoned(N * 2);
+        cuda_adamw(NULL, (float *)d_p + op, (uint16_t *)d_w + ow, (float *)d_g + og, (float *)d_m + op,
+                   (float *)d_v + op, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP);
+        synced("adamw (offset range)");
+        float *p = down_f32(d_p, N), *m = down_f32(d_m, N), *v = down_f32(d_v, N);
+        uint16_t *w = down_bits(d_w, N);
+        double err = rel_err_of(p + op, p_ref, n);
+        if (rel_err_of(m + op, m_ref, n) > err) err = rel_err_of(m + op, m_ref, n);
+        if (rel_err_of(v + op, v_ref, n) > err) err = rel_err_of(v + op, v_ref, n);
+        size_t vs_first = 0, work_bad = 0;
+        if (c == 0) {
+            first[0] = fcopy(p, n), first[1] = fcopy(m, n), first[2] = fcopy(v, n);
+        } else {
+            vs_first = bitwise_differ(p + op, first[0], n, 4) + bitwise_differ(m + op, first[1], n, 4) +
+                       bitwise_differ(v + op, first[2], n, 4);
+        }
+        for (size_t i = 0; i < n; i++) work_bad += w[ow + i] != bf16_from_f32(p[op + i]);
+        const size_t outside = outside_changed(p, hp, n, op, 4) + outside_changed(m, hm, n, op, 4) +
+                               outside_changed(v, hv, n, op, 4) + outside_changed(w, poison, n, ow, 2);
+        char name[300];
+        snprintf(name, sizeof name,
+                 "cuda adamw n=%zu at offsets param/m/v +%zu grad +%zu working +%zu (rel err %.2e vs the CPU, tol "
+                 "%.0e; %zu differ from the aligned run; %zu working != bf16(param); %zu written outside)",
+                 n, op, og, ow, err, F32_EW_TOL, vs_first, work_bad, outside);
+        TEST_CHECK(name, err <= F32_EW_TOL && vs_first == 0 && work_bad == 0 && outside == 0,
+                   "the range update differs or leaks outside its range");
+        free(hp), free(hm), free(hv), free(hg), free(p), free(m), free(v), free(w);
+        dev_free(d_p), dev_free(d_m), dev_free(d_v), dev_free(d_g), dev_free(d_w);
+    }
+    free(first[0]), free(first[1]), free(first[2]), free(poison);
+    free(p0), free(g), free(m0), free(v0), free(bg), free(p_ref), free(m_ref), free(v_ref);
+}
+
+// EMA on [off, off + n), as test_adamw_offsets: {target, source, working} offsets.
+static void test_ema_offsets(size_t n) {
+    const size_t N = n + RANGE_PAD;
+    float *t0 = rand_f32(n, -1, 1), *src = rand_f32(n, -1, 1), *bg = rand_f32(N, -1, 1), *ref = fcopy(t0, n);
+    cpu->ema(cpu, ref, NULL, src, n, EMA_MOM);
+    float *first = NULL;
+    uint16_t *poison = xmalloc(N * sizeof(uint16_t));
+    memset(poison, 0xFF, N * sizeof(uint16_t));
+    for (int c = 0; c < N_RANGE_OFFSETS; c++) {
+        const size_t ot = (size_t)RANGE_OFFSETS[c][0], os = (size_t)RANGE_OFFSETS[c][1];
+        const size_t ow = (size_t)RANGE_OFFSETS[c][2];
+        float *ht = padded_f32(t0, n, ot, bg), *hs = padded_f32(src, n, os, bg);
+        void *d_t = dev_f32(ht, N), *d_s = dev_f32(hs, N), *d_w = dev_poisoned(N * 2);
+        cuda_ema(NULL, (float *)d_t + ot, (uint16_t *)d_w + ow, (float *)d_s + os, n, EMA_MOM);
+        synced("ema (offset range)");
+        float *t = down_f32(d_t, N);
+        uint16_t *w = down_bits(d_w, N);
+        const double err = rel_err_of(t + ot, ref, n);
+        size_t vs_first = 0, work_bad = 0;
+        if (c == 0) first = fcopy(t, n);
+        else vs_first = bitwise_differ(t + ot, first, n, 4);
+        for (size_t i = 0; i < n; i++) work_bad += w[ow + i] != bf16_from_f32(t[ot + i]);
+        const size_t outside = outside_changed(t, ht, n, ot, 4) + outside_changed(w, poison, n, ow, 2);
+        char name[300];
+        snprintf(name, sizeof name,
+                 "cuda ema n=%zu at offsets target +%zu source +%zu working +%zu (rel err %.2e vs the CPU, tol %.0e; "
+                 "%zu differ from the aligned run; %zu working != bf16(target); %zu written outside)",
+                 n, ot, os, ow, err, F32_EW_TOL, vs_first, work_bad, outside);
+        TEST_CHECK(name, err <= F32_EW_TOL && vs_first == 0 && work_bad == 0 && outside == 0,
+                   "the range update differs or leaks outside its range");
+        free(ht), free(hs), free(t), free(w);
+        dev_free(d_t), dev_free(d_s), dev_free(d_w);
+    }
+    free(first), free(poison), free(t0), free(src), free(bg), free(ref);
+}
+
+// sum_squares, clip_by_norm and cast_params over [off, off + n) of padded buffers.
+static void test_optim_misc_offsets(size_t n) {
+    const size_t N = n + RANGE_PAD;
+    float *x = rand_f32(n, -1, 1), *bg = rand_f32(N, -1, 1), sumsq = 0;
+    cpu->sum_squares(cpu, &sumsq, x, n);
+    const float max_norm = (float)(0.5 * sqrt((double)sumsq));
+    float *clip_ref = fcopy(x, n);
+    cpu->clip_by_norm(cpu, clip_ref, n, &sumsq, max_norm);
+    uint16_t *poison = xmalloc(N * sizeof(uint16_t));
+    memset(poison, 0xFF, N * sizeof(uint16_t));
+    char name[300];
+    for (size_t off = 0; off < 4; off++) {
+        float *hx = padded_f32(x, n, off, bg);
+        void *d_x = dev_f32(hx, N), *d_out = dev_poisoned(4);
+        cuda_sum_squares(NULL, d_out, (float *)d_x + off, n);
+        synced("sum_squares (offset range)");
+        float got = 0;
+        CU(cudaMemcpy(&got, d_out, 4, cudaMemcpyDeviceToHost));
+        snprintf(name, sizeof name, "sum_squares out = n=%zu at offset +%zu", n, off);
+        check_scalar(name, got, sumsq, SCALAR_TOL);
+
+        void *d_sumsq = dev_f32(&sumsq, 1);
+        cuda_clip_by_norm(NULL, (float *)d_x + off, n, d_sumsq, max_norm);
+        synced("clip_by_norm (offset range)");
+        float *cx = down_f32(d_x, N);
+        const double err = rel_err_of(cx + off, clip_ref, n);
+        const size_t outside = outside_changed(cx, hx, n, off, 4);
+        snprintf(name, sizeof name,
+                 "cuda clip_by_norm n=%zu at offset +%zu, max_norm = 0.50 x norm (rel err %.2e, tol %.0e; %zu written "
+                 "outside)", n, off, err, F32_EW_TOL, outside);
+        TEST_CHECK(name, err <= F32_EW_TOL && outside == 0, "the range update differs or leaks outside its range");
+
+        const size_t ow = off == 1 ? 2 : off;  // off 1: working at another alignment, the scalar path
+        void *d_w = dev_poisoned(N * 2);
+        CU(cudaMemcpy(d_x, hx, N * 4, cudaMemcpyHostToDevice));
+        cuda_cast_params(NULL, (uint16_t *)d_w + ow, (float *)d_x + off, n);
+        synced("cast_params (offset range)");
+        uint16_t *w = down_bits(d_w, N);
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) bad += w[ow + i] != bf16_from_f32(x[i]);
+        const size_t w_outside = outside_changed(w, poison, n, ow, 2);
+        snprintf(name, sizeof name,
+                 "cuda cast_params n=%zu master at +%zu working at +%zu (%zu != bf16(master); %zu written outside)", n,
+                 off, ow, bad, w_outside);
+        TEST_CHECK(name, bad == 0 && w_outside == 0, "the cast differs or leaks outside its range");
+        free(hx), free(cx), free(w);
+        dev_free(d_x), dev_free(d_out), dev_free(d_sumsq), dev_free(d_w);
+    }
+    free(x), free(bg), free(clip_ref), free(poison);
+}
+
 static void test_cast_params(size_t n) {
     float *x = rand_f32(n, -3, 3);
     x[0] = 1.00390625f;    // 1 + 2^-8: a tie, rounds down to even
@@ -1068,6 +1315,15 @@ static void group_optim(void) {
     test_ema(1001, 0);
     if (!small_only) test_ema(10000019, 305000003);
     test_cast_params(100003);
+    // ranges at every alignment: n = 1 (head only), 6 (head, at most one group, tail), 1001 (all three)
+    test_adamw_offsets(1);
+    test_adamw_offsets(6);
+    test_adamw_offsets(1001);
+    test_ema_offsets(1);
+    test_ema_offsets(6);
+    test_ema_offsets(1001);
+    test_optim_misc_offsets(6);
+    test_optim_misc_offsets(100003);
 }
 
 // ================================================================ main
