@@ -26,6 +26,19 @@
 // Fallback path (any other C or alignment): one warp per row, scalar bf16 accesses, the row read once per pass
 // (mean, variance, output) from L1; dw/dbias by a separate column pass in chunks of LN_CHUNK_ROWS rows, partials
 // in a workspace, finished in double in chunk order (a function of R only).
+// Tuning round 2 (predictions, H100, 37632 rows, before -> predicted; measured 1: fwd C1024 0.060, fwd+bwd C1024
+// 0.186, fwd C384 0.023, fwd+bwd C384 0.079 ms). The backward's main kernel is near 89% of copy already (20-24 warps
+// per SM each with 3V 16-byte loads in flight: far more than Little's law asks), so the gap is in the fixed costs
+// around it: (1) the old finishing kernel ran C/32 blocks (12 at C384, 32 at C1024) each walking ~G/32 partials
+// per thread in a serial chain of L2 round trips, ~4-5 us; now C/8 blocks of 8 columns x 128 partial lanes (48 and
+// 128 blocks), all of a lane's loads in flight at once, a fixed shared-memory tree: ~1.5 us. (2) Programmatic
+// dependent launch (sm_90+): the backward and the finishing kernel are launched with programmatic stream
+// serialization and call griddepcontrol.wait before touching memory; the forward and the backward trigger their
+// dependents at entry, so the next kernel's launch and block placement overlap the previous one's tail instead of
+// following its completion: ~1-2 us per boundary (two in fwd+bwd: fwd->bwd, bwd->finish). (3) The backward reads
+// inp and dout with evict-first hints (__ldcs; their last use), so the partials stay in L2 for the finish.
+// Predicted: fwd C1024 0.060 -> 0.060 (unchanged); fwd+bwd C1024 0.186 -> 0.178 (bwd 0.126 -> 0.118, ~2650 GB/s
+// with the fwd, 88%); fwd C384 0.023 -> 0.023; fwd+bwd C384 0.079 -> 0.070 (bwd 0.056 -> 0.047, ~2490 GB/s, 83%).
 // Workspaces grow on first use (cudaMalloc, see cuda_common.cuh): not thread-safe, one stream.
 #include "cuda_common.cuh"
 
@@ -37,6 +50,21 @@
 #define LN_MAX_V 8          // 16-byte chunks per lane at most: C <= 8 * 32 * LN_MAX_V = 2048 on the vector path
 
 static CudaScratch ln_scratch;
+
+// Programmatic dependent launch (sm_90+; no-ops below): a kernel launched with programmatic stream serialization
+// (ln_launch) may be placed while the previous kernel of the stream still runs; ln_pdl_wait blocks until that
+// kernel has completed and its memory is visible, so it comes before the kernel's first global memory access.
+// ln_pdl_trigger lets the next such kernel be placed early (it still waits for this one to complete).
+static __device__ __forceinline__ void ln_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void ln_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
 // ================================================================ vector path
 // Sum over the L lanes of a row group (L = 16 or 32; the xor tree stays inside the group). Every lane of the warp
@@ -81,6 +109,7 @@ static __global__ void __launch_bounds__(LN_FWD_THREADS)
                              const bf16 *__restrict__ bias, int R, int C, float eps) {
     constexpr int P = 32 / L;                 // rows per warp at a time
     constexpr int ROWS = LN_FWD_THREADS / L;  // rows per block at a time
+    ln_pdl_trigger();  // a backward launched next may be placed now (it waits for this grid to complete)
     const int lane = threadIdx.x % L, sub = (threadIdx.x % 32) / L, warp = threadIdx.x / 32;
     const int nch = C / 8;
     const uint4 *w4 = reinterpret_cast<const uint4 *>(w), *b4 = reinterpret_cast<const uint4 *>(bias);
@@ -158,6 +187,8 @@ static __global__ void __launch_bounds__(LN_BWD_THREADS)
                              const float *__restrict__ mean, const float *__restrict__ rstd, int R, int C) {
     extern __shared__ float4 ln_acc[];
     constexpr int P = 32 / L, ROWS = LN_BWD_THREADS / L;
+    ln_pdl_wait();     // the previous kernel (the forward: mean, rstd) complete before any global access
+    ln_pdl_trigger();  // the finishing kernel may be placed as blocks leave (it waits for this grid)
     const int lane = threadIdx.x % L, sub = (threadIdx.x % 32) / L, warp = threadIdx.x / 32;
     const int grp = threadIdx.x / L;  // = warp * P + sub
     const int nch = C / 8;
@@ -183,8 +214,8 @@ static __global__ void __launch_bounds__(LN_BWD_THREADS)
         for (int k = 0; k < V; k++) {
             const int q = k * L + lane;
             const bool has = ok && q < nch;
-            xv[k] = has ? xr[q] : make_uint4(0, 0, 0, 0);
-            dyv[k] = has ? dyr[q] : make_uint4(0, 0, 0, 0);
+            xv[k] = has ? __ldcs(xr + q) : make_uint4(0, 0, 0, 0);  // last use: evict first
+            dyv[k] = has ? __ldcs(dyr + q) : make_uint4(0, 0, 0, 0);
             dxv[k] = has && dinp ? dxr[q] : make_uint4(0, 0, 0, 0);
         }
         const float m = ok ? mean[r] : 0.f, s = ok ? rstd[r] : 0.f;
@@ -257,22 +288,26 @@ static __global__ void __launch_bounds__(LN_BWD_THREADS)
     }
 }
 
-// dw[c] += sum_b part[b*C + c], dbias[c] += sum_b part[(G + b)*C + c]: block = 32 columns x 32 row-of-partials
-// lanes; thread (tx, ty) adds partials ty, ty + 32, ... in double, then thread (tx, 0) adds the 32 in order.
-#define LN_FINISH_ROWS 32
-static __global__ void __launch_bounds__(32 * LN_FINISH_ROWS)
+// dw[c] += sum_b part[b*C + c], dbias[c] += sum_b part[(G + b)*C + c]: block = 8 columns x 128 partial lanes
+// (1024 threads, C/8 blocks); thread (tx, ty) adds partials ty, ty + 128, ... in order, in double (its loads in
+// flight four at a time per array), then the 128 lane sums meet in a fixed shared-memory tree. Fixed order for a
+// given G: deterministic. 8 consecutive columns = one 32-byte sector per partial row.
+#define LN_FIN_COLS 8
+#define LN_FIN_LANES 128
+static __global__ void __launch_bounds__(LN_FIN_COLS * LN_FIN_LANES)
     layernorm_bwd_params_vec_finish_kernel(float *__restrict__ dw, float *__restrict__ dbias,
                                            const float *__restrict__ part, int blocks, int C) {
-    __shared__ double red[2][LN_FINISH_ROWS][33];
-    const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
-    const int c = blockIdx.x * 32 + tx;
+    __shared__ double red[2][LN_FIN_LANES][LN_FIN_COLS];
+    ln_pdl_wait();  // the backward's partials complete and visible
+    const int tx = threadIdx.x % LN_FIN_COLS, ty = threadIdx.x / LN_FIN_COLS;
+    const int c = blockIdx.x * LN_FIN_COLS + tx;
     double aw = 0, ab = 0;
     if (c < C) {
-        for (int k0 = ty; k0 < blocks; k0 += 4 * LN_FINISH_ROWS) {
+        for (int k0 = ty; k0 < blocks; k0 += 4 * LN_FIN_LANES) {
             float pw[4], pb[4];  // eight loads in flight, added in order
 #pragma unroll
             for (int u = 0; u < 4; u++) {
-                const int k = k0 + u * LN_FINISH_ROWS;
+                const int k = k0 + u * LN_FIN_LANES;
                 pw[u] = k < blocks ? part[(size_t)k * C + c] : 0.f;
                 pb[u] = k < blocks ? part[((size_t)blocks + k) * C + c] : 0.f;
             }
@@ -283,12 +318,50 @@ static __global__ void __launch_bounds__(32 * LN_FINISH_ROWS)
     red[0][ty][tx] = aw;
     red[1][ty][tx] = ab;
     __syncthreads();
-    if (ty == 0 && c < C) {
-        double sw = 0, sb = 0;
-        for (int k = 0; k < LN_FINISH_ROWS; k++) sw += red[0][k][tx], sb += red[1][k][tx];
-        if (dw) dw[c] += (float)sw;
-        if (dbias) dbias[c] += (float)sb;
+#pragma unroll
+    for (int h = LN_FIN_LANES / 2; h > 0; h >>= 1) {  // fixed tree: lane ty += lane ty + h
+        if (ty < h) {
+            red[0][ty][tx] += red[0][ty + h][tx];
+            red[1][ty][tx] += red[1][ty + h][tx];
+        }
+        __syncthreads();
     }
+    if (ty == 0 && c < C) {
+        if (dw) dw[c] += (float)red[0][0][tx];
+        if (dbias) dbias[c] += (float)red[1][0][tx];
+    }
+}
+
+// Launch with programmatic stream serialization where the device has it (compute capability 9.0+; the kernel must
+// call ln_pdl_wait before its first global access); a plain launch elsewhere, or if the runtime refuses the
+// attribute (the refusal is a launch-configuration error, not sticky: cleared and retried plainly).
+static int ln_pdl_device(void) {
+    static int known[64], ok[64];
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= 64) return 0;
+    if (!known[dev]) {
+        int major = 0;
+        CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+        ok[dev] = major >= 9, known[dev] = 1;
+    }
+    return ok[dev];
+}
+
+template <typename... P, typename... A>
+static void ln_launch(void (*kernel)(P...), unsigned grid, unsigned threads, size_t smem, cudaStream_t s,
+                      A... args) {
+    if (ln_pdl_device()) {
+        cudaLaunchConfig_t cfg = {};
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.gridDim = dim3(grid), cfg.blockDim = dim3(threads), cfg.dynamicSmemBytes = smem, cfg.stream = s;
+        cfg.attrs = attr, cfg.numAttrs = 1;
+        if (cudaLaunchKernelEx(&cfg, kernel, args...) == cudaSuccess) return;
+        (void)cudaGetLastError();  // refused: clear it and launch plainly
+    }
+    kernel<<<grid, threads, smem, s>>>(args...);
 }
 
 // ---------------------------------------------------------------- vector-path dispatch
@@ -326,11 +399,12 @@ static void ln_bwd_vec_launch(cudaStream_t s, bf16 *dinp, float *dw, float *dbia
     float *part = NULL;
     if (params)
         part = (float *)cuda_scratch(&ln_scratch, (size_t)2 * grid * C * sizeof(float), "cuda_layernorm_bwd");
-    layernorm_bwd_vec_kernel<L, V><<<grid, LN_BWD_THREADS, smem, s>>>(dinp, part, dout, inp, w, mean, rstd, R, C);
+    ln_launch(layernorm_bwd_vec_kernel<L, V>, grid, LN_BWD_THREADS, smem, s, dinp, part, dout, inp, w, mean, rstd,
+              R, C);
     CUDA_CHECK_LAUNCH();
     if (params) {
-        layernorm_bwd_params_vec_finish_kernel<<<(unsigned)((C + 31) / 32), 32 * LN_FINISH_ROWS, 0, s>>>(
-            dw, dbias, part, (int)grid, C);
+        ln_launch(layernorm_bwd_params_vec_finish_kernel, (unsigned)((C + LN_FIN_COLS - 1) / LN_FIN_COLS),
+                  LN_FIN_COLS * LN_FIN_LANES, 0, s, dw, dbias, (const float *)part, (int)grid, C);
         CUDA_CHECK_LAUNCH();
     }
 }

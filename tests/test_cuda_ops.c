@@ -512,6 +512,8 @@ static void group_layernorm(void) {
     test_layernorm_bwd_at(37, 1024, 1, LN_ALL, 8);
     if (!small_only) test_layernorm_bwd(37632, 1024, 1);
     if (!small_only) test_layernorm_bwd(37632, 384, 1);
+    test_layernorm_determinism(3001, 1024);  // the finishing kernel's two-round partial loop (G > 512 on an H100)
+    test_layernorm_determinism(1001, 384);   // fewer partials than the finishing kernel's 128 lanes
     if (!small_only) test_layernorm_determinism(37632, 1024);
     if (!small_only) test_layernorm_determinism(37632, 384);
 }
