@@ -62,7 +62,7 @@ HEADERS  := $(wildcard host/*.h kernels/*.h tests/*.h)
 CU_HEADERS := $(wildcard kernels/*.h kernels/*.cuh)
 GPU_TEST_BIN := $(filter build/tests/test_cuda_%,$(TEST_BIN))
 
-.PHONY: all deps test test-gpu test-long run clean FORCE
+.PHONY: all deps test test-gpu test-long test-asan fuzz asan-bins fuzz-bins run clean FORCE
 all: build/jepa
 
 deps:
@@ -113,5 +113,42 @@ run: deps
 	@$(MAKE) --no-print-directory build/jepa
 	build/jepa train configs/tiny.yaml
 
+# Sanitizers: the host code and the CPU unit tests built with ASan + UBSan into build-asan/ (CPU only) and run.
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_OBJ  := $(patsubst %.c,build-asan/%.o,$(HOST_SRC) $(KERN_SRC))
+ASAN_BIN  := $(patsubst tests/%.c,build-asan/tests/%,$(filter-out tests/test_cuda_%,$(TEST_SRC)))
+.SECONDARY: $(ASAN_OBJ)  # built only through the pattern rules: kept, not removed as intermediates
+build-asan/gen/version.h: FORCE
+	@bash scripts/gen_version.sh $@ "$(CC) $(OPT) $(SAN_FLAGS)"
+build-asan/gen/cflags: FORCE
+	@mkdir -p $(dir $@); [ "$$(cat $@ 2>/dev/null)" = '$(CFLAGS_USED) $(SAN_FLAGS)' ] || echo '$(CFLAGS_USED) $(SAN_FLAGS)' > $@
+build-asan/host/provenance.o: build-asan/gen/version.h
+build-asan/host/provenance.o: CFLAGS += -Ibuild-asan/gen
+build-asan/%.o: %.c $(HEADERS) build-asan/gen/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
+build-asan/tests/%: tests/%.c $(ASAN_OBJ) $(HEADERS) build-asan/gen/cflags
+	@mkdir -p build-asan/tests
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests $< $(ASAN_OBJ) -o $@ $(LDLIBS)
+asan-bins: $(ASAN_BIN)
+test-asan:
+	@bash tests/test_asan.sh
+
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c, clang) for the config and safetensors readers, each run FUZZ_SECONDS
+# from the seed corpus tests/fuzz/corpus/<name>/; any crash or sanitizer report fails.
+FUZZ_CC    ?= $(firstword $(shell command -v clang clang-14 2>/dev/null))
+FUZZ_FLAGS := -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Ihost -I/usr/include/hdf5/serial \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+build-fuzz/fuzz_config: tests/fuzz/fuzz_config.c host/config.c host/common.c $(HEADERS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(filter %.c,$^) -o $@ -lyaml -lm
+build-fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c host/safetensors.c host/fileio.c host/common.c $(HEADERS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(filter %.c,$^) -o $@ -ljson-c -lxxhash
+fuzz-bins: build-fuzz/fuzz_config build-fuzz/fuzz_safetensors
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/test_fuzz.sh
+
 clean:
-	rm -rf build
+	rm -rf build build-asan build-fuzz

@@ -117,6 +117,14 @@ static void *download_buffer(const Model *m, const void *buffer, size_t numel) {
 
 static void hash_text(char *out, size_t n, uint64_t hash) { snprintf(out, n, "%016llx", (unsigned long long)hash); }
 
+// Fault injection for tests/test_kill_resume.sh: JEPA_CKPT_KILL_AT=n raises SIGKILL just after the nth checkpoint
+// file this process writes (the manifest counts), so the kill lands mid-checkpoint. Inert without the variable.
+static void maybe_kill_after_file(void) {
+    static long written = 0;
+    const char *at = getenv("JEPA_CKPT_KILL_AT");
+    if (at && ++written == atol(at)) raise(SIGKILL);
+}
+
 static void add_file(json_object *files, const char *name, uint64_t bytes, uint64_t hash) {
     char hex[32];
     hash_text(hex, sizeof(hex), hash);
@@ -138,6 +146,7 @@ static void write_tensor_file(const char *dir, const Model *m, CheckpointFile wh
     path_join(path, sizeof(path), dir, name);
     uint64_t hash;
     const uint64_t bytes = st_write(path, tensors, count, meta, 2, &hash);
+    maybe_kill_after_file();
     add_file(files, name, bytes, hash);
     free(tensors);
 }
@@ -161,6 +170,7 @@ static void write_json(const char *dir, const char *name, json_object *o, json_o
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     uint64_t hash;
     const uint64_t bytes = synced_write_file(path, text, strlen(text), &hash);
+    maybe_kill_after_file();
     if (files) add_file(files, name, bytes, hash);
 }
 
@@ -174,6 +184,7 @@ static void write_config(const char *dir, const Config *cfg, json_object *files)
     path_join(path, sizeof(path), dir, "config.yaml");
     uint64_t hash;
     const uint64_t bytes = synced_write_file(path, text, len, &hash);
+    maybe_kill_after_file();
     add_file(files, "config.yaml", bytes, hash);
     free(text);
 }
@@ -486,7 +497,11 @@ static void rotate(const char *run_dir, int keep) {
             good += check_manifest(dirs[i], 0, &err) == 0;
             continue;
         }
-        if (remove_flat_dir(dirs[i], &err) != 0) fprintf(stderr, "warning: %s\n", err.text);
+        // renamed aside first: a kill mid-removal leaves step_N.old (a leftover), never a half-deleted step_N
+        char old[1300];
+        snprintf(old, sizeof(old), "%s.old", dirs[i]);
+        const char *doomed = rename(dirs[i], old) == 0 ? old : dirs[i];
+        if (remove_flat_dir(doomed, &err) != 0) fprintf(stderr, "warning: %s\n", err.text);
     }
     checkpoint_list_free(dirs, count);
 }

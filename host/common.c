@@ -5,11 +5,14 @@
 #include <string.h>
 #include <time.h>
 
+void (*die_hook)(int exit_code);
+
 static _Noreturn void die_with(int code, const char *prefix, const char *fmt, va_list ap) {
     fflush(stdout);
     fputs(prefix, stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    if (die_hook) die_hook(code);
     exit(code);
 }
 

@@ -14,6 +14,9 @@ enum { JEPA_EXIT_OK = 0, JEPA_EXIT_INTERNAL = 1, JEPA_EXIT_BAD_INPUT = 2 };
 _Noreturn void die_input(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Bugs and library failures: "internal error: ...", exit 1.
 _Noreturn void die_internal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Test seam for the fuzzers (tests/fuzz/): when set, die_input and die_internal call it with the exit code after
+// printing and before exiting; it may longjmp out. Never set in the jepa command.
+extern void (*die_hook)(int exit_code);
 
 // Internal invariant with file and line; never used for user input.
 #define JEPA_ASSERT(cond)                                                                      \

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 // ------------------------------------------------------------------------------------------------ schema
@@ -711,7 +712,9 @@ static void apply_section(Config *cfg, const char *section, yaml_document_t *doc
 
 static void apply_root(Config *cfg, yaml_document_t *doc, const Origin *at) {
     const yaml_node_t *root = yaml_document_get_root_node(doc);
-    if (!root || is_null_node(root)) return;  // an empty file: every default
+    if (!root || is_null_node(root))  // an empty or truncated file must not train the defaults (ViT-L) unnoticed
+        die_input("%s: the file is empty (or only comments); expected a mapping of sections (data:, model:, ...) "
+                  "---> HINT: start from configs/tiny.yaml; `jepa config --doc` lists every key", at->name);
     if (root->type != YAML_MAPPING_NODE) die_at(at, root, "expected a mapping of sections (data:, model:, ...)");
     check_duplicate_keys(doc, root, "", at);
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
@@ -737,6 +740,9 @@ static _Noreturn void die_yaml_syntax(const char *where, const yaml_parser_t *pa
 static void apply_file(Config *cfg, const char *path) {
     FILE *file = fopen(path, "rb");
     if (!file) die_input("%s: cannot open config file: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(file), &st) == 0 && S_ISDIR(st.st_mode))
+        die_input("%s: is a directory, expected a YAML config file", path);
     yaml_parser_t parser;
     yaml_document_t doc, next;
     if (!yaml_parser_initialize(&parser)) die_internal("yaml_parser_initialize failed");

@@ -404,6 +404,11 @@ Loader *loader_open(const LoaderSpec *spec) {
         shapes[d] = l->store[d]->shape;
     }
     sample_space_init(&l->space, spec, shapes);
+    if (l->space.epoch_clips < spec->batch)  // every batch would hold the same clips more than once
+        die_input("data.datasets: %lld clips in all (%s%s), fewer than data.batch_size %d\n"
+                  "---> HINT: lower data.batch_size to at most %lld, or write more clips (jepa data synth --clips, "
+                  "jepa data convert)", (long long)l->space.epoch_clips, spec->path[0], spec->stores > 1 ? ", ..." : "",
+                  spec->batch, (long long)l->space.epoch_clips);
     l->sample_floats = (size_t)spec->num_frames * spec->crop * spec->crop * 3;
     l->depth = spec->queue_depth;
     allocate_slots(l, spec->batch > 0 ? spec->batch : 1);

@@ -8,6 +8,7 @@
 #include "export.h"
 #include "backend_cuda.h"
 #include "bench.h"
+#include "checkpoint.h"
 #include "provenance.h"
 #include "tools.h"
 #include "train.h"
@@ -24,13 +25,14 @@ static const char *MAIN_HELP =
     "  bench TARGET [options]         kernels, attention, layernorm, ema, adamw, gemm (GPU); step CONFIG; data FILE...\n"
     "                                 timed against measured ceilings and peer figures (see `jepa bench --help`)\n"
     "  export CKPT -o FILE            weights under the official V-JEPA names (see `jepa export --help`)\n"
+    "  checkpoint verify DIR...       check each checkpoint folder's manifest, sizes, hashes and headers\n"
     "\n"
     "options:\n"
     "  --version                      version, commit, build flags and library versions\n"
     "  --devices                      the GPUs this build can use (one line each), or why there are none\n"
     "  --help                         this text\n"
     "\n"
-    "exit codes: 0 ok, 1 internal error, 2 bad input (config, arguments, files)\n";
+    "exit codes: 0 ok, 1 internal error, 2 bad input (config, arguments, files), 3 preempted (train)\n";
 
 static const char *TRAIN_HELP =
     "usage: jepa train CONFIG.yaml [section.key=value ...] [--dry-run]\n"
@@ -41,6 +43,12 @@ static const char *TRAIN_HELP =
     "config.yaml, provenance.json, train.log, metrics.jsonl (one JSON record per step) and checkpoints/.\n"
     "meta.resume=auto (the default) continues the run from its folder's newest checkpoint that verifies\n"
     "(a finished run has nothing left to do); never starts a new folder; must fails without a checkpoint.\n"
+    "\n"
+    "Preemption: SIGTERM, SIGUSR1 or SIGINT finishes the step in flight, writes a checkpoint and exits 3;\n"
+    "run the same command again to resume. A second SIGINT stops at once (the checkpoint writer is atomic).\n"
+    "\n"
+    "exit codes: 0 done, 1 internal error (or a non-finite loss), 2 bad input, 3 preempted: checkpoint written,\n"
+    "resume with the same command\n"
     "\n"
     "options:\n"
     "  --dry-run   print parameters per module, FLOPs per step and the memory estimate, then exit\n"
@@ -162,6 +170,19 @@ static void prefer_passive_openmp(char **argv) {
     execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
 }
 
+// `jepa checkpoint verify DIR...`: one line per folder, "DIR: ok" or why not; exit 0 when every one verifies, else 2.
+static int cmd_checkpoint(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[0], "verify") != 0)
+        die_input("checkpoint: expected `jepa checkpoint verify DIR...`");
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        ErrorText err;
+        if (checkpoint_verify(argv[i], &err) == 0) printf("%s: ok\n", argv[i]);
+        else printf("%s: %s\n", argv[i], err.text), bad++;
+    }
+    return bad ? JEPA_EXIT_BAD_INPUT : JEPA_EXIT_OK;
+}
+
 // `jepa --devices`: "cuda:N <description>" per usable GPU, else "no GPU: <why>". Exit 0 either way (scripts grep).
 static int print_devices(FILE *out) {
     char why[256], line[512];
@@ -195,5 +216,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
     if (strcmp(cmd, "data") == 0) return data_command(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return bench_command(argc - 2, argv + 2);
-    die_input("unknown command '%s' (commands: train, config, export, data, bench; see jepa --help)", cmd);
+    if (strcmp(cmd, "checkpoint") == 0) return cmd_checkpoint(argc - 2, argv + 2);
+    die_input("unknown command '%s' (commands: train, config, export, data, bench, checkpoint; see jepa --help)", cmd);
 }

@@ -15,6 +15,7 @@
 #include "masks.h"
 #include "model.h"
 #include "optim.h"
+#include "preempt.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -136,19 +137,35 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     r->clips_per_s = B * accum / r->step_s;
 }
 
-// Checkpoint after step r->step when one is due: every logging.checkpoint_every steps, at the end, or on request.
-static void checkpoint_if_due(RunFolder *rf, const Trainer *tr, const StepRecord *r, long total) {
+// Checkpoint after step r->step when one is due: every logging.checkpoint_every steps, at the end, on request or
+// when `force` (preemption). path receives the folder; returns whether one was written.
+static int checkpoint_if_due(RunFolder *rf, const Trainer *tr, const StepRecord *r, long total, int force,
+                             char *path, size_t path_size) {
     const int every = tr->cfg->logging.checkpoint_every;
-    const int requested = checkpoint_take_request();
-    if (!requested && r->step != total && (every == 0 || r->step % every != 0)) return;
+    const int requested = checkpoint_take_request() || force;
+    if (!requested && r->step != total && (every == 0 || r->step % every != 0)) return 0;
     const double t0 = now_seconds();
     const TrainPosition pos = {r->step, tr->data_cursor};
-    char path[1200];
-    checkpoint_save(rf->path, tr->model, tr->cfg, &pos, &r->sched, path, sizeof(path));
+    checkpoint_save(rf->path, tr->model, tr->cfg, &pos, &r->sched, path, path_size);
     run_log(rf, "checkpoint %s (%.1f s)\n", path, now_seconds() - t0);
+    return 1;
+}
+
+// After a preemption signal: the step in flight has finished; a checkpoint of it is written (unless this step's
+// was just written), one line says what happened. Returns JEPA_EXIT_PREEMPTED.
+static int stop_preempted(RunFolder *rf, const Trainer *tr, const StepRecord *r, long total, int saved, char *path,
+                          size_t path_size) {
+    const int sig = preempt_signal();
+    if (!saved) checkpoint_if_due(rf, tr, r, total, 1, path, path_size);
+    char buf[32];
+    run_log(rf, "preempted: %s at step %ld; checkpoint %s written %.2f s after the signal; exit code %d: resume "
+                "with the same command (meta.resume=auto)\n", preempt_signal_name(sig, buf, sizeof buf), r->step,
+            path, preempt_seconds_since_signal(), JEPA_EXIT_PREEMPTED);
+    return JEPA_EXIT_PREEMPTED;
 }
 
 int train_run(const Config *cfg, const char *command) {
+    preempt_install();
     char device[512];
     Backend *be = train_backend(cfg, device, sizeof device);
     RunFolder rf = {0};
@@ -180,7 +197,12 @@ int train_run(const Config *cfg, const char *command) {
         }
         if (r.step % cfg->logging.log_every == 0 || r.step == total || r.step == 1)
             print_progress(&rf, &r, now_seconds() - start, r.step - from.step);
-        checkpoint_if_due(&rf, &tr, &r, total);
+        char ckpt[1200];
+        const int saved = checkpoint_if_due(&rf, &tr, &r, total, 0, ckpt, sizeof ckpt);
+        if (preempt_signal()) {
+            rc = stop_preempted(&rf, &tr, &r, total, saved, ckpt, sizeof ckpt);
+            break;
+        }
     }
     if (rc == JEPA_EXIT_OK && from.step < total)
         run_log(&rf, "done: %ld steps in %.1f s, final loss %.5f, target std %.3f; run folder %s\n", r.step,

@@ -101,6 +101,8 @@ static const ErrorCase error_cases[] = {
      {"{file}:2:", "meta.dtype: expected one of float32|bfloat16", "'float16'"}},
     {"bool that is not true/false", "model:\n  uniform_power: yes\n", {NULL}, false,
      {"{file}:2:", "model.uniform_power: expected true or false", "'yes'"}},
+    {"empty file", "", {NULL}, false, {"{file}: the file is empty", "expected a mapping of sections"}},
+    {"comments only", "# nothing here\n", {NULL}, false, {"{file}: the file is empty"}},
     {"empty mask list", "data:\n  batch_size: 8\nmask: []\n", {NULL}, false,
      {"{file}:3:", "mask: expected 1 to 8 mask generators", "got a list of 0"}},
     {"nine mask generators",
