@@ -105,7 +105,8 @@ test: deps
 	@bash tests/run.sh
 
 # Only the GPU tests (tests/test_cuda_*.c, tests/test_gpu_*.sh); `make test` runs them too (SKIP without a GPU).
-test-gpu: deps
+# No `deps` here: GPU machines are often set up apart from apt (no network, libraries unpacked by hand).
+test-gpu:
 	@$(MAKE) --no-print-directory build/jepa $(GPU_TEST_BIN)
 	@bash tests/run.sh test_cuda_ test_gpu_
 
