@@ -26,6 +26,7 @@
 #include "common.h"
 #include "cudnn_attention.h"
 #include "rng.h"
+#include "bf16_host.h"
 #include "test.h"
 
 static const char *const check_groups[] = {
@@ -90,27 +91,14 @@ static Backend *cpu;
     } while (0)
 
 // ---------------------------------------------------------------- bf16 on the host
-static uint16_t f2bf(float f) {  // round to nearest even
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-static float bf2f(uint16_t b) {
-    const uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static int bf_isnan(uint16_t b) { return (b & 0x7fffu) > 0x7f80u; }
+// (bf16_from_f32, f32_from_bf16, bf16_is_nan: tests/bf16_host.h)
 
 // n bf16 values uniform in [-sqrt(3), sqrt(3)) * scale (unit variance before scaling); fresh stream per call
 static uint16_t *rand_bf16(size_t n, double scale) {
     Rng r = rng_stream(TEST_SEED, RNG_TEST, 1, draw_index++);
     uint16_t *x = xmalloc(n * sizeof(uint16_t));
     const double a = sqrt(3.0) * scale;
-    for (size_t i = 0; i < n; i++) x[i] = f2bf((float)rng_uniform_range(&r, -a, a));
+    for (size_t i = 0; i < n; i++) x[i] = bf16_from_f32((float)rng_uniform_range(&r, -a, a));
     return x;
 }
 
@@ -258,7 +246,7 @@ static void run_case(const Case *c) {
                 for (int h = 0; h < H; h++)
                     for (int d = 0; d < hd; d++) {
                         const size_t i = qkv_index(&z, b, n, 0, h, d);
-                        qkv[i] = f2bf(bf2f(qkv[i]) * (float)c->qscale);
+                        qkv[i] = bf16_from_f32(f32_from_bf16(qkv[i]) * (float)c->qscale);
                     }
     }
     uint16_t *dout = rand_bf16(n_o, 1.0);
@@ -300,7 +288,7 @@ static void run_case(const Case *c) {
         long bad = 0, bad_l = 0;
         size_t first_o = (size_t)-1, first_l = (size_t)-1;
         for (size_t i = 0; i < n_o; i++)
-            if (bf_isnan(out_g[i]) && bad++ == 0) first_o = i;
+            if (bf16_is_nan(out_g[i]) && bad++ == 0) first_o = i;
         for (size_t i = 0; i < n_l; i++)
             if (isnan(lse_g[i]) && bad_l++ == 0) first_l = i;
         snprintf(name, sizeof name, "%s fwd writes every out and lse element", tag);
@@ -331,7 +319,7 @@ static void run_case(const Case *c) {
             for (int n = 0; n < N; n++)
                 for (int s = 0; s < 3; s++)
                     for (int d = 0; d < hd; d++)
-                        h_qkv[((size_t)n * 3 + s) * hd + d] = bf2f(qkv[qkv_index(&z, b, n, s, h, d)]);
+                        h_qkv[((size_t)n * 3 + s) * hd + d] = f32_from_bf16(qkv[qkv_index(&z, b, n, s, h, d)]);
             cpu->upload(cpu, c_qkv, h_qkv, sq * 4);
             cpu->attention_fwd(cpu, c_o, c_l, c_qkv, 1, N, 1, hd, 0);
             cpu->download(cpu, ref_o + (size_t)k * so, c_o, so * 4);
@@ -339,10 +327,10 @@ static void run_case(const Case *c) {
             // backward inputs of this pair: CPU out rounded to bf16 (what the GPU reads), CPU lse
             for (int n = 0; n < N; n++) {
                 for (int d = 0; d < hd; d++) {
-                    const uint16_t ob = f2bf(ref_o[(size_t)k * so + (size_t)n * hd + d]);
+                    const uint16_t ob = bf16_from_f32(ref_o[(size_t)k * so + (size_t)n * hd + d]);
                     out_b[o_index(&z, b, n, h, d)] = ob;
-                    h_o[(size_t)n * hd + d] = bf2f(ob);
-                    h_do[(size_t)n * hd + d] = bf2f(dout[o_index(&z, b, n, h, d)]);
+                    h_o[(size_t)n * hd + d] = f32_from_bf16(ob);
+                    h_do[(size_t)n * hd + d] = f32_from_bf16(dout[o_index(&z, b, n, h, d)]);
                 }
                 lse_b[l_index(&z, b, h, n)] = ref_l[(size_t)k * N + n];
             }
@@ -369,7 +357,7 @@ static void run_case(const Case *c) {
             const int b = pb[k], h = ph[k];
             for (int n = 0; n < N; n++) {
                 for (int d = 0; d < hd; d++)
-                    cmp_add(&co, bf2f(out_g[o_index(&z, b, n, h, d)]), ref_o[((size_t)k * N + n) * hd + d], b, n, h,
+                    cmp_add(&co, f32_from_bf16(out_g[o_index(&z, b, n, h, d)]), ref_o[((size_t)k * N + n) * hd + d], b, n, h,
                             d);
                 cmp_add(&cl, lse_g[l_index(&z, b, h, n)], ref_l[(size_t)k * N + n], b, n, h, -1);
             }
@@ -415,7 +403,7 @@ static void run_case(const Case *c) {
         long bad = 0;
         size_t first_nan = 0;
         for (size_t i = 0; i < n_qkv; i++)
-            if (bf_isnan(g1[i]) && bad++ == 0) first_nan = i;
+            if (bf16_is_nan(g1[i]) && bad++ == 0) first_nan = i;
         snprintf(name, sizeof name, "%s bwd writes every dq, dk, dv element", tag);
         TEST_CHECK(name, bad == 0, "%ld NaN (poison or non-finite) in dqkv, first at flat index %zu (slot %s)", bad,
                    first_nan, slot_name[first_nan / ((size_t)H * hd) % 3]);
@@ -426,7 +414,7 @@ static void run_case(const Case *c) {
                 const int b = pb[k], h = ph[k];
                 for (int n = 0; n < N; n++)
                     for (int d = 0; d < hd; d++)
-                        cmp_add(&cg3[s], bf2f(g1[qkv_index(&z, b, n, s, h, d)]),
+                        cmp_add(&cg3[s], f32_from_bf16(g1[qkv_index(&z, b, n, s, h, d)]),
                                 ref_g[(((size_t)k * N + n) * 3 + s) * hd + d], b, n, h, d);
             }
             rms[s] = sqrt(cg3[s].den / ((double)n_pairs * N * hd));
@@ -446,7 +434,7 @@ static void run_case(const Case *c) {
         const double top = fmax(rms[0], fmax(rms[1], rms[2]));
         for (size_t i = 0; i < n_qkv; i++) {
             const int s = (int)(i / ((size_t)H * hd) % 3);
-            pre[i] = f2bf(bf2f(pre[i]) * (float)fmax(rms[s], 0.1 * top));
+            pre[i] = bf16_from_f32(f32_from_bf16(pre[i]) * (float)fmax(rms[s], 0.1 * top));
         }
         CU(cudaMemcpy(d_dqkv, pre, n_qkv * 2, cudaMemcpyHostToDevice));
         cudnn_attention_bwd((cuda_stream)0, d_dqkv, d_dout, d_qkv, d_out, d_lse, B, N, H, hd);
@@ -456,7 +444,7 @@ static void run_case(const Case *c) {
         size_t differ[3] = {0, 0, 0};
         for (size_t i = 0; i < n_qkv; i++) {
             const int s = (int)(i / ((size_t)H * hd) % 3);
-            const double a = bf2f(g2[i]), b = bf2f(g1[i]);
+            const double a = f32_from_bf16(g2[i]), b = f32_from_bf16(g1[i]);
             num[s] += (a - b) * (a - b);
             den[s] += b * b;
             differ[s] += g1[i] != g2[i];

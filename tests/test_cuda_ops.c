@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "common.h"
 #include "rng.h"
+#include "bf16_host.h"
 #include "test.h"
 
 static const char *const GROUPS[] = {"layernorm", "elementwise", "tokens", "loss", "optim"};
@@ -102,19 +103,7 @@ static void *dev_poisoned(size_t bytes) {
 }
 
 // ---------------------------------------------------------------- bf16 on the host (round to nearest even)
-static uint16_t bf16_from_f32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);  // NaN stays a (quiet) NaN
-    u += 0x7fffu + ((u >> 16) & 1u);  // ties to even; overflow carries into the exponent (-> Inf), as IEEE
-    return (uint16_t)(u >> 16);
-}
-static float f32_from_bf16(uint16_t h) {
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+// (bf16_from_f32, f32_from_bf16: tests/bf16_host.h)
 static float round_bf16(float f) { return f32_from_bf16(bf16_from_f32(f)); }
 
 static float *falloc(size_t n) { return xmalloc((n ? n : 1) * sizeof(float)); }
