@@ -15,16 +15,32 @@ char *openblas_get_config(void);  // OpenBLAS exports it; cblas.h does not decla
 
 const char *build_commit(void) { return JEPA_BUILD_COMMIT; }
 
+// The libraries the binary was built with, as (name, version) rows: one list for --version and provenance.json.
+typedef struct {
+    const char *name;
+    char version[256];
+} LibraryVersion;
+enum { LIBRARY_COUNT = 5 };
+
+static void library_versions(LibraryVersion libs[LIBRARY_COUNT]) {
+    libs[0].name = "openblas";
+    snprintf(libs[0].version, sizeof libs[0].version, "%s", openblas_get_config());
+    libs[1].name = "libyaml";
+    snprintf(libs[1].version, sizeof libs[1].version, "%s", yaml_get_version_string());
+    libs[2].name = "json-c";
+    snprintf(libs[2].version, sizeof libs[2].version, "%s", json_c_version());
+    libs[3].name = "cuda (build)";
+    cuda_build_info(libs[3].version, sizeof libs[3].version);
+    libs[4].name = "hdf5, zlib";
+    store_library_versions(libs[4].version, sizeof libs[4].version);
+}
+
 void print_version(FILE *out) {
     fprintf(out, "jepa %s (commit %s)\n", JEPA_VERSION, JEPA_BUILD_COMMIT);
-    fprintf(out, "  compiler  %s\n  flags     %s\n  openblas  %s\n  libyaml   %s\n  json-c    %s\n", __VERSION__,
-            JEPA_BUILD_FLAGS, openblas_get_config(), yaml_get_version_string(), json_c_version());
-    char cuda[256];
-    cuda_build_info(cuda, sizeof cuda);
-    fprintf(out, "  cuda      %s\n", cuda);
-    char stores[128];
-    store_library_versions(stores, sizeof stores);
-    fprintf(out, "  stores    %s\n", stores);
+    fprintf(out, "  %-14s %s\n  %-14s %s\n", "compiler", __VERSION__, "flags", JEPA_BUILD_FLAGS);
+    LibraryVersion libs[LIBRARY_COUNT];
+    library_versions(libs);
+    for (int i = 0; i < LIBRARY_COUNT; i++) fprintf(out, "  %-14s %s\n", libs[i].name, libs[i].version);
 }
 
 static void add_string(json_object *o, const char *key, const char *value) {
@@ -42,15 +58,9 @@ void provenance_write(FILE *out, const char *device, const char *command) {
     add_string(root, "build_flags", JEPA_BUILD_FLAGS);
     add_string(root, "compiler", __VERSION__);
     json_object *libs = json_object_new_object();
-    add_string(libs, "openblas", openblas_get_config());
-    add_string(libs, "libyaml", yaml_get_version_string());
-    add_string(libs, "json-c", json_c_version());
-    char cuda[256];
-    cuda_build_info(cuda, sizeof cuda);
-    add_string(libs, "cuda (build)", cuda);
-    char stores[128];
-    store_library_versions(stores, sizeof stores);
-    add_string(libs, "hdf5, zlib", stores);
+    LibraryVersion versions[LIBRARY_COUNT];
+    library_versions(versions);
+    for (int i = 0; i < LIBRARY_COUNT; i++) add_string(libs, versions[i].name, versions[i].version);
     json_object_object_add(root, "libraries", libs);
     add_string(root, "device", device);
     add_string(root, "host", host);

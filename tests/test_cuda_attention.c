@@ -16,7 +16,7 @@
 #include "backend.h"
 #include "common.h"
 #include "rng.h"
-#include "bf16_host.h"
+#include "attention_check.h"
 #include "test.h"
 
 static const char *const check_groups[] = {
@@ -73,55 +73,10 @@ static Backend *cpu;
     } while (0)
 
 // ---------------------------------------------------------------- bf16 on the host
-// (bf16_from_f32, f32_from_bf16, bf16_is_nan: tests/bf16_host.h)
+// (random inputs, layouts, Cmp/cmp_report, median: tests/attention_check.h)
+static uint16_t *rand_bf16(size_t n, double scale) { return rand_bf16_stream(TEST_SEED, &draw_index, n, scale); }
 
-// n bf16 values uniform in [-sqrt(3), sqrt(3)) * scale (unit variance before scaling); fresh stream per call
-static uint16_t *rand_bf16(size_t n, double scale) {
-    Rng r = rng_stream(TEST_SEED, RNG_TEST, 1, draw_index++);
-    uint16_t *x = xmalloc(n * sizeof(uint16_t));
-    const double a = sqrt(3.0) * scale;
-    for (size_t i = 0; i < n; i++) x[i] = bf16_from_f32((float)rng_uniform_range(&r, -a, a));
-    return x;
-}
 
-// ---------------------------------------------------------------- comparison with the worst element
-typedef struct {
-    double num, den, max_abs;
-    long nan;
-    int wb, wn, wh, wd;  // worst element
-    double got, want;
-} Cmp;
-
-static void cmp_add(Cmp *c, double got, double want, int b, int n, int h, int d) {
-    c->den += want * want;
-    if (isnan(got)) {
-        if (c->nan++ == 0 && c->max_abs != INFINITY) {  // report the first NaN as the worst element
-            c->max_abs = INFINITY;
-            c->wb = b, c->wn = n, c->wh = h, c->wd = d, c->got = got, c->want = want;
-        }
-        return;
-    }
-    const double diff = fabs(got - want);
-    c->num += diff * diff;
-    if (diff > c->max_abs) {
-        c->max_abs = diff;
-        c->wb = b, c->wn = n, c->wh = h, c->wd = d, c->got = got, c->want = want;
-    }
-}
-
-// One check line: PASS when ||got - want|| / max(||want||, den_floor) is under tol (and the max abs error under
-// abs_tol when > 0) with no NaN; a failure names the worst element.
-static void cmp_report(const char *name, const Cmp *c, double tol, double abs_tol, double den_floor) {
-    const double err = sqrt(c->num) / fmax(fmax(sqrt(c->den), den_floor), 1e-300);
-    char label[320];
-    snprintf(label, sizeof label, "%s (rel err %.1e, tol %.0e)", name, err, tol);
-    const int ok = c->nan == 0 && err < tol && !(abs_tol > 0 && c->max_abs >= abs_tol);
-    TEST_CHECK(label, ok,
-               "rel err %.3e (tol %.1e), max |diff| %.3e%s, %ld NaN (unwritten or non-finite); worst at b=%d n=%d "
-               "h=%d d=%d: got %.7g want %.7g",
-               err, tol, c->max_abs, abs_tol > 0 ? " (abs tol applies)" : "", c->nan, c->wb, c->wn, c->wh, c->wd,
-               c->got, c->want);
-}
 
 // ---------------------------------------------------------------- one case
 typedef struct {
@@ -134,18 +89,6 @@ typedef struct {
     int lse_null;   // also check a forward with lse = NULL writes the same out
 } Case;
 
-typedef struct {
-    size_t n_qkv, n_o, n_l;
-    int B, N, H, hd;
-} Sizes;
-
-static size_t qkv_index(const Sizes *z, int b, int n, int s, int h, int d) {
-    return ((((size_t)b * z->N + n) * 3 + s) * z->H + h) * z->hd + d;
-}
-static size_t o_index(const Sizes *z, int b, int n, int h, int d) {
-    return (((size_t)b * z->N + n) * z->H + h) * z->hd + d;
-}
-static size_t l_index(const Sizes *z, int b, int h, int n) { return ((size_t)b * z->H + h) * z->N + n; }
 
 // Device buffer of n bf16 (plus one spare element when misaligned), its usable pointer offset by `off` elements.
 typedef struct {
@@ -159,15 +102,6 @@ static DevBuf dev_alloc(size_t bytes, int off) {
     return d;
 }
 
-static double median(double *x, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
-            const double t = x[j];
-            x[j] = x[j - 1];
-            x[j - 1] = t;
-        }
-    return x[n / 2];
-}
 
 static void run_case(const Case *c) {
     const int B = c->B, N = c->N, H = c->H, hd = c->hd, ft = c->ft;
@@ -306,9 +240,9 @@ static void run_case(const Case *c) {
             }
         }
         snprintf(name, sizeof name, "%s fwd out", tag);
-        cmp_report(name, &co, TOL_OUT, 0, 0);
+        cmp_report(name, &co, TOL_OUT, 0, 0, "");
         snprintf(name, sizeof name, "%s fwd lse (max abs %.1e, abs tol %.0e)", tag, cl.max_abs, TOL_LSE_ABS);
-        cmp_report(name, &cl, TOL_LSE, TOL_LSE_ABS, 0);
+        cmp_report(name, &cl, TOL_LSE, TOL_LSE_ABS, 0, "");
     }
 
     if (c->lse_null) {  // the same forward without lse: bitwise the same out
@@ -378,7 +312,7 @@ static void run_case(const Case *c) {
         const double floor = 0.1 * sqrt(fmax(cg3[0].den, fmax(cg3[1].den, cg3[2].den)));
         for (int s = 0; s < 3; s++) {
             snprintf(name, sizeof name, "%s bwd %s += (prefill rms %.1e)", tag, slot_name[s], rms[s]);
-            cmp_report(name, &cg3[s], TOL_GRAD, 0, floor);
+            cmp_report(name, &cg3[s], TOL_GRAD, 0, floor, "");
         }
         long bad = 0;
         size_t first = 0;

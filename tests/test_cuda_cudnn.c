@@ -26,7 +26,7 @@
 #include "common.h"
 #include "cudnn_attention.h"
 #include "rng.h"
-#include "bf16_host.h"
+#include "attention_check.h"
 #include "test.h"
 
 static const char *const check_groups[] = {
@@ -91,57 +91,10 @@ static Backend *cpu;
     } while (0)
 
 // ---------------------------------------------------------------- bf16 on the host
-// (bf16_from_f32, f32_from_bf16, bf16_is_nan: tests/bf16_host.h)
+// (random inputs, layouts, Cmp/cmp_report, median: tests/attention_check.h)
+static uint16_t *rand_bf16(size_t n, double scale) { return rand_bf16_stream(TEST_SEED, &draw_index, n, scale); }
 
-// n bf16 values uniform in [-sqrt(3), sqrt(3)) * scale (unit variance before scaling); fresh stream per call
-static uint16_t *rand_bf16(size_t n, double scale) {
-    Rng r = rng_stream(TEST_SEED, RNG_TEST, 1, draw_index++);
-    uint16_t *x = xmalloc(n * sizeof(uint16_t));
-    const double a = sqrt(3.0) * scale;
-    for (size_t i = 0; i < n; i++) x[i] = bf16_from_f32((float)rng_uniform_range(&r, -a, a));
-    return x;
-}
 
-// ---------------------------------------------------------------- comparison with the worst element
-typedef struct {
-    double num, den, max_abs;
-    double dot;  // sum got * want (the best-fit ratio got/want is dot / den)
-    long nan;
-    int wb, wn, wh, wd;  // worst element
-    double got, want;
-} Cmp;
-
-static void cmp_add(Cmp *c, double got, double want, int b, int n, int h, int d) {
-    c->den += want * want;
-    if (isnan(got)) {
-        if (c->nan++ == 0 && c->max_abs != INFINITY) {  // report the first NaN as the worst element
-            c->max_abs = INFINITY;
-            c->wb = b, c->wn = n, c->wh = h, c->wd = d, c->got = got, c->want = want;
-        }
-        return;
-    }
-    c->dot += got * want;
-    const double diff = fabs(got - want);
-    c->num += diff * diff;
-    if (diff > c->max_abs) {
-        c->max_abs = diff;
-        c->wb = b, c->wn = n, c->wh = h, c->wd = d, c->got = got, c->want = want;
-    }
-}
-
-// One check line: PASS when ||got - want|| / max(||want||, den_floor) is under tol (and the max abs error under
-// abs_tol when > 0) with no NaN; a failure names the worst element (and `extra`, when not empty).
-static void cmp_report(const char *name, const Cmp *c, double tol, double abs_tol, double den_floor, const char *extra) {
-    const double err = sqrt(c->num) / fmax(fmax(sqrt(c->den), den_floor), 1e-300);
-    char label[320];
-    snprintf(label, sizeof label, "%s (rel err %.1e, tol %.0e)", name, err, tol);
-    const int ok = c->nan == 0 && err < tol && !(abs_tol > 0 && c->max_abs >= abs_tol);
-    TEST_CHECK(label, ok,
-               "rel err %.3e (tol %.1e), max |diff| %.3e%s, %ld NaN (unwritten or non-finite); worst at b=%d n=%d "
-               "h=%d d=%d: got %.7g want %.7g%s",
-               err, tol, c->max_abs, abs_tol > 0 ? " (abs tol applies)" : "", c->nan, c->wb, c->wn, c->wh, c->wd,
-               c->got, c->want, extra);
-}
 
 // ---------------------------------------------------------------- one case
 typedef struct {
@@ -151,27 +104,7 @@ typedef struct {
     int timed;      // print timings next to attention.cu's
 } Case;
 
-typedef struct {
-    int B, N, H, hd;
-} Sizes;
 
-static size_t qkv_index(const Sizes *z, int b, int n, int s, int h, int d) {
-    return ((((size_t)b * z->N + n) * 3 + s) * z->H + h) * z->hd + d;
-}
-static size_t o_index(const Sizes *z, int b, int n, int h, int d) {
-    return (((size_t)b * z->N + n) * z->H + h) * z->hd + d;
-}
-static size_t l_index(const Sizes *z, int b, int h, int n) { return ((size_t)b * z->H + h) * z->N + n; }
-
-static double median(double *x, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
-            const double t = x[j];
-            x[j] = x[j - 1];
-            x[j - 1] = t;
-        }
-    return x[n / 2];
-}
 
 // The first case's forward, kept for the plan-cache checks.
 static struct {
@@ -221,7 +154,7 @@ static void time_case(const Case *c, uint16_t *d_qkv, uint16_t *d_out, uint16_t 
 
 static void run_case(const Case *c) {
     const int B = c->B, N = c->N, H = c->H, hd = c->hd;
-    const Sizes z = {B, N, H, hd};
+    const Sizes z = {.B = B, .N = N, .H = H, .hd = hd};
     const size_t n_qkv = (size_t)B * N * 3 * H * hd, n_o = (size_t)B * N * H * hd, n_l = (size_t)B * H * N;
     char tag[160], name[256], why[2048];
     snprintf(tag, sizeof tag, "cudnn attention B%d N%d H%d hd%d%s", B, N, H, hd, c->qscale != 1.0 ? " sharp" : "");
