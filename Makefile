@@ -4,7 +4,7 @@ CC      ?= gcc
 OPT     ?= -O2
 CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -fopenmp -D_GNU_SOURCE \
            -Ihost -Ikernels -I/usr/include/x86_64-linux-gnu -I/usr/include/hdf5/serial $(EXTRA_CFLAGS)
-LDLIBS  := -lopenblas -lyaml -ljson-c -lxxhash -lhdf5_serial -lz -lm -lpthread -fopenmp
+LDLIBS  := -lopenblas -lyaml -ljson-c -lxxhash -lhdf5_serial -lchipmunk -lturbojpeg -lz -lm -lpthread -fopenmp
 
 # CUDA: kernels/*.cu are compiled when nvcc is found (on PATH, else /usr/local/cuda/bin); `make NVCC=` builds CPU-only.
 # The CUDA backend (JEPA_CUDA) is switched on once every op family of kernels/cuda_ops.h has its .cu file. cuDNN and
@@ -26,6 +26,9 @@ CUDNN_INC ?= $(call find_dir,cudnn.h,$(SYS_INC))
 CUDNN_LIB ?= $(call find_dir,libcudnn.so,$(SYS_LIB))
 NCCL_INC  ?= $(call find_dir,nccl.h,$(SYS_INC))
 NCCL_LIB  ?= $(call find_dir,libnccl.so,$(SYS_LIB))
+# nvJPEG (the GPU decode of JPEG clip stores, host/nvjpeg_decode.c) ships with the toolkit on GPU machines only.
+NVJPEG_INC ?= $(call find_dir,nvjpeg.h,$(SYS_INC))
+NVJPEG_LIB ?= $(call find_dir,libnvjpeg.so,$(SYS_LIB))
 # sm_80 (A100; also runs on sm_86/89) and sm_90 (H100) code, plus compute_90 PTX for newer GPUs to JIT.
 NVCCFLAGS := -O3 -lineinfo -std=c++17 -Ihost -Ikernels -gencode=arch=compute_80,code=sm_80 \
              -gencode=arch=compute_90,code=[sm_90,compute_90] $(EXTRA_NVCCFLAGS)
@@ -47,11 +50,34 @@ LDLIBS  += $(foreach d,$(filter-out $(CUDA_LIB),$(NCCL_LIB)),-L$(d) -Wl,-rpath,$
 else
 $(info note: NCCL not found (NCCL_INC='$(NCCL_INC)' NCCL_LIB='$(NCCL_LIB)'): building without it)
 endif
+# CUPTI (activity records for `jepa bench step`'s time per kernel family, host/kernel_profile.c).
+CUPTI_INC ?= $(call find_dir,cupti.h,$(SYS_INC) $(CUDA_HOME)/extras/CUPTI/include)
+CUPTI_LIB ?= $(call find_dir,libcupti.so,$(SYS_LIB) $(CUDA_HOME)/extras/CUPTI/lib64)
+ifneq ($(and $(CUPTI_INC),$(CUPTI_LIB)),)
+CFLAGS  += -DJEPA_HAVE_CUPTI $(addprefix -I,$(filter-out $(CUDA_HOME)/include /usr/include,$(CUPTI_INC)))
+LDLIBS  += $(foreach d,$(filter-out $(CUDA_LIB),$(CUPTI_LIB)),-L$(d) -Wl,-rpath,$(d)) -lcupti
+else
+$(info note: CUPTI not found (CUPTI_INC='$(CUPTI_INC)' CUPTI_LIB='$(CUPTI_LIB)'): bench step prints no kernel families)
+endif
+ifneq ($(and $(NVJPEG_INC),$(NVJPEG_LIB)),)
+CFLAGS  += -DJEPA_HAVE_NVJPEG $(addprefix -I,$(filter-out $(CUDA_HOME)/include /usr/include,$(NVJPEG_INC)))
+LDLIBS  += $(foreach d,$(filter-out $(CUDA_LIB),$(NVJPEG_LIB)),-L$(d) -Wl,-rpath,$(d)) -lnvjpeg
+else
+$(info note: nvJPEG not found (NVJPEG_INC='$(NVJPEG_INC)' NVJPEG_LIB='$(NVJPEG_LIB)'): JPEG stores decode on the CPU only)
+endif
 else
 $(info note: the CUDA backend is off until these exist: $(CU_MISSING))
 endif
 endif
 endif
+
+# MPI (Open MPI's mpicc tells its flags): the transport of multi-rank CPU runs and of NCCL's unique id (host/dist.c,
+# docs/distributed.md). Only dist.c includes mpi.h, so only it gets the flags; `make MPICC=` builds without MPI.
+MPICC    ?= $(firstword $(shell command -v mpicc 2>/dev/null))
+MPI_CFLAGS := $(if $(MPICC),$(shell $(MPICC) --showme:compile 2>/dev/null) -DJEPA_HAVE_MPI,)
+MPI_LIBS   := $(if $(MPICC),$(shell $(MPICC) --showme:link 2>/dev/null),)
+LDLIBS     += $(MPI_LIBS)
+build/host/dist.o build-asan/host/dist.o: CFLAGS += $(MPI_CFLAGS)
 
 HOST_SRC := $(filter-out host/main.c,$(wildcard host/*.c))
 KERN_SRC := $(wildcard kernels/*_cpu.c)

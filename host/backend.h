@@ -75,6 +75,13 @@ struct Backend {
     // dqkv[B,N,3,H,hd] +=
     void (*attention_bwd)(Backend *b, void *dqkv, const void *dout, const void *qkv, const void *out,
                           const void *lse, int B, int N, int H, int hd, int frame_tokens);
+    // V-JEPA 2's 3D RoPE, in place on the q and k parts of qkv[B,N,3,H,hd] (v untouched). pos [B,N] int32 raster
+    // grid indices (t*grid_h + h)*grid_w + w, so gathered tokens keep their true positions; NULL: token n is at n.
+    // Each head's dims [0,S), [S,2S), [2S,3S) rotate by t, h, w (S = 2*((hd/3)/2)), the rest pass through
+    // (kernels/rope_cpu.c has the formula). transpose 0: the forward; 1: the transposed map, which turns a gradient
+    // w.r.t. the rotated q,k (dqkv from attention_bwd) into one w.r.t. the projection's output, in place.
+    void (*rope_qk)(Backend *b, void *qkv, const int32_t *pos, int B, int N, int H, int hd, int grid_h, int grid_w,
+                    int transpose);
 
     // ---- elementwise (n elements)
     void (*gelu_fwd)(Backend *b, void *out, const void *inp, size_t n);  // exact erf GELU
@@ -115,12 +122,18 @@ struct Backend {
     void (*sum_squares)(Backend *b, void *out, const void *x, size_t n);  // out[0] (stat) = sum x^2
     // torch's clip_grad_norm_: x *= max_norm / (sqrt(sumsq[0]) + 1e-6) when that is below 1 (sumsq: a stat slot)
     void (*clip_by_norm)(Backend *b, void *x, size_t n, const void *sumsq, double max_norm);
+    // flag[0] (stat) = 1 when any of x[0..n) (stats) is NaN or infinite, else 0: the step's numerical-fault check
+    // over the losses and gradient sums of squares, so that one flag guards the update without a host round trip.
+    void (*nonfinite_flag)(Backend *b, void *flag, const void *x, int n);
     // PyTorch AdamW: p -= lr*wd*p; m,v moments; p -= lr * mhat / (sqrt(vhat) + eps); step counts from 1.
     // working[n] (esize) receives the new parameters in the same pass (NULL or == param: none).
+    // skip: a stat slot (nonfinite_flag's) read on the device; non-zero: nothing is changed. NULL: never skip.
     void (*adamw)(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n, double lr,
-                  double beta1, double beta2, double eps, double weight_decay, long step);
-    // target = momentum * target + (1 - momentum) * source; working (esize) likewise as adamw's, one launch.
-    void (*ema)(Backend *b, void *target, void *working, const void *source, size_t n, double momentum);
+                  double beta1, double beta2, double eps, double weight_decay, long step, const void *skip);
+    // target = momentum * target + (1 - momentum) * source; working (esize) likewise as adamw's, one launch; skip
+    // as adamw's.
+    void (*ema)(Backend *b, void *target, void *working, const void *source, size_t n, double momentum,
+                const void *skip);
     // working copy (esize) from master (msize); a no-op alias on the CPU where both are the same buffer
     void (*cast_params)(Backend *b, void *working, const void *master, size_t n);
 };

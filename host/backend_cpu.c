@@ -9,6 +9,7 @@
 #include "backend.h"
 #include "common.h"
 #include "cpu_ops.h"
+#include "rope_cpu.h"
 
 #define CPU_ALIGN 64  // cache line; also enough for any SIMD load
 
@@ -156,6 +157,10 @@ static void FN(cpu_attention_bwd)(Backend *b, void *dqkv, const void *dout, cons
                                   const void *lse, int B, int N, int H, int hd, int frame_tokens) {
     FN(attention_bwd)(dqkv, dout, qkv, out, lse, B, N, H, hd, frame_tokens);
 }
+static void FN(cpu_rope_qk)(Backend *b, void *qkv, const int32_t *pos, int B, int N, int H, int hd, int grid_h,
+                            int grid_w, int transpose) {
+    FN(rope_qk)(qkv, pos, B, N, H, hd, grid_h, grid_w, transpose);
+}
 static void FN(cpu_gelu_fwd)(Backend *b, void *out, const void *inp, size_t n) { FN(gelu_fwd)(out, inp, n); }
 static void FN(cpu_gelu_bwd)(Backend *b, void *dinp, const void *inp, const void *dout, size_t n) {
     FN(gelu_bwd)(dinp, inp, dout, n);
@@ -198,12 +203,23 @@ static void FN(cpu_clip_by_norm)(Backend *b, void *x, size_t n, const void *sums
     const double coef = max_norm / (sqrt((double)*(const real *)sumsq) + 1e-6);
     if (coef < 1.0) FN(scale_master)(x, coef, n);
 }
+// A stat slot the update reads: non-zero means a numerical fault this step (nonfinite_flag), the update is dropped.
+static int FN(skip_update)(const void *skip) { return skip && *(const real *)skip != 0; }
+static void FN(cpu_nonfinite_flag)(Backend *b, void *flag, const void *x, int n) {
+    real any = 0;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(((const real *)x)[i])) any = 1;
+    *(real *)flag = any;
+}
 static void FN(cpu_adamw)(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n, double lr,
-                          double beta1, double beta2, double eps, double weight_decay, long step) {
+                          double beta1, double beta2, double eps, double weight_decay, long step, const void *skip) {
+    if (FN(skip_update)(skip)) return;
     FN(adamw)(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
     if (working) FN(cast_params)(working, param, n);  // the CPU's working copy is the master itself
 }
-static void FN(cpu_ema)(Backend *b, void *target, void *working, const void *source, size_t n, double momentum) {
+static void FN(cpu_ema)(Backend *b, void *target, void *working, const void *source, size_t n, double momentum,
+                        const void *skip) {
+    if (FN(skip_update)(skip)) return;
     FN(ema)(target, source, n, momentum);
     if (working) FN(cast_params)(working, target, n);
 }
@@ -218,6 +234,7 @@ static void FN(cpu_set_ops)(Backend *b) {
     b->layernorm_bwd = FN(cpu_layernorm_bwd);
     b->attention_fwd = FN(cpu_attention_fwd);
     b->attention_bwd = FN(cpu_attention_bwd);
+    b->rope_qk = FN(cpu_rope_qk);
     b->gelu_fwd = FN(cpu_gelu_fwd);
     b->gelu_bwd = FN(cpu_gelu_bwd);
     b->add = FN(cpu_add);
@@ -234,6 +251,7 @@ static void FN(cpu_set_ops)(Backend *b) {
     b->mean_column_std = FN(cpu_mean_column_std);
     b->sum_squares = FN(cpu_sum_squares);
     b->clip_by_norm = FN(cpu_clip_by_norm);
+    b->nonfinite_flag = FN(cpu_nonfinite_flag);
     b->adamw = FN(cpu_adamw);
     b->ema = FN(cpu_ema);
     b->cast_params = FN(cpu_cast_params);

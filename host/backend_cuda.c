@@ -352,6 +352,10 @@ static void cu_attention_bwd(Backend *b, void *dqkv, const void *dout, const voi
     }
     cuda_attention_bwd(stream(b), dqkv, dout, qkv, out, lse, B, N, H, hd, frame_tokens);
 }
+static void cu_rope_qk(Backend *b, void *qkv, const int32_t *pos, int B, int N, int H, int hd, int grid_h, int grid_w,
+                       int transpose) {
+    cuda_rope_qk(stream(b), qkv, pos, B, N, H, hd, grid_h, grid_w, transpose);
+}
 static void cu_gelu_fwd(Backend *b, void *out, const void *inp, size_t n) { cuda_gelu_fwd(stream(b), out, inp, n); }
 static void cu_gelu_bwd(Backend *b, void *dinp, const void *inp, const void *dout, size_t n) {
     cuda_gelu_bwd(stream(b), dinp, inp, dout, n);
@@ -394,13 +398,15 @@ static void cu_sum_squares(Backend *b, void *out, const void *x, size_t n) { cud
 static void cu_clip_by_norm(Backend *b, void *x, size_t n, const void *sumsq, double max_norm) {
     cuda_clip_by_norm(stream(b), x, n, sumsq, (float)max_norm);
 }
+static void cu_nonfinite_flag(Backend *b, void *flag, const void *x, int n) { cuda_nonfinite_flag(stream(b), flag, x, n); }
 static void cu_adamw(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n, double lr,
-                     double beta1, double beta2, double eps, double weight_decay, long step) {
+                     double beta1, double beta2, double eps, double weight_decay, long step, const void *skip) {
     cuda_adamw(stream(b), param, working == param ? NULL : working, grad, m, v, n, (float)lr, (float)beta1,
-               (float)beta2, (float)eps, (float)weight_decay, step);
+               (float)beta2, (float)eps, (float)weight_decay, step, skip);
 }
-static void cu_ema(Backend *b, void *target, void *working, const void *source, size_t n, double momentum) {
-    cuda_ema(stream(b), target, working == target ? NULL : working, source, n, (float)momentum);
+static void cu_ema(Backend *b, void *target, void *working, const void *source, size_t n, double momentum,
+                   const void *skip) {
+    cuda_ema(stream(b), target, working == target ? NULL : working, source, n, (float)momentum, skip);
 }
 static void cu_cast_params(Backend *b, void *working, const void *master, size_t n) {
     cuda_cast_params(stream(b), working, master, n);
@@ -533,6 +539,7 @@ Backend *backend_cuda_create(int device, int deterministic) {
     b->layernorm_bwd = cu_layernorm_bwd;
     b->attention_fwd = cu_attention_fwd;
     b->attention_bwd = cu_attention_bwd;
+    b->rope_qk = cu_rope_qk;
     b->gelu_fwd = cu_gelu_fwd;
     b->gelu_bwd = cu_gelu_bwd;
     b->add = cu_add;
@@ -549,6 +556,7 @@ Backend *backend_cuda_create(int device, int deterministic) {
     b->mean_column_std = cu_mean_column_std;
     b->sum_squares = cu_sum_squares;
     b->clip_by_norm = cu_clip_by_norm;
+    b->nonfinite_flag = cu_nonfinite_flag;
     b->adamw = cu_adamw;
     b->ema = cu_ema;
     b->cast_params = cu_cast_params;

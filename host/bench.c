@@ -342,7 +342,7 @@ typedef struct {
 } BenchTarget;
 
 static const BenchTarget TARGETS[] = {
-    {"kernels", "attention + layernorm + ema + adamw + gemm, after the two ceilings",
+    {"kernels", "attention + layernorm + rope + ema + adamw + gemm, after the two ceilings",
      "Every kernel target below, in that order, after one measurement of the ceilings.", 1},
     {"attention", "fused attention fwd and fwd+bwd at the V-JEPA shapes; cuDNN's beside it",
      "cuda_attention_fwd/bwd at target B24 H16 N1568 d64, context B24 H16 N362 and N106 d64, predictor B24 H16\n"
@@ -352,6 +352,10 @@ static const BenchTarget TARGETS[] = {
     {"layernorm", "LayerNorm bf16 fwd and fwd+bwd, 37632 rows of 1024 and of 384",
      "cuda_layernorm_fwd (with mean/rstd) and fwd + cuda_layernorm_bwd (dinp +=, dw, dbias), bf16, eps 1e-6: GB/s\n"
      "by the bytes they must move, against the copy ceiling and torch's LayerNorm.", 1},
+    {"rope", "V-JEPA 2's 3D RoPE on bf16 qkv in place: ViT-g, ViT-L and predictor shapes",
+     "cuda_rope_qk (kernels/rope.cu) forward at the ViT-g target (24x2048 tokens, 22 heads of 64), a gathered ViT-g\n"
+     "context, the ViT-L target and the predictor (12 heads of 32): GB/s by the rotated q, k bytes read and written,\n"
+     "against the copy ceiling.", 1},
     {"ema", "target EMA over 305,490,944 fp32 parameters",
      "cuda_ema with and without the bf16 working copy: 12 (+2) bytes per parameter.", 1},
     {"adamw", "AdamW over 305,490,944 fp32 parameters",
@@ -387,7 +391,8 @@ int bench_command(int argc, char **argv) {
     const BenchTarget *t = NULL;
     for (int i = 0; i < N_TARGETS; i++)
         if (!strcmp(TARGETS[i].name, target)) t = &TARGETS[i];
-    if (!t) die_input("bench: unknown target '%s' (targets: kernels, attention, layernorm, ema, adamw, gemm, step, data)",
+    if (!t) die_input("bench: unknown target '%s' (targets: kernels, attention, layernorm, rope, ema, adamw, gemm, step, "
+                      "data)",
                       target);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

@@ -1,6 +1,6 @@
-// bench_data.c: `jepa bench data FILE...`: clips per second the loader delivers (read + inflate + crop, resize,
-// flip, normalise) for each reader thread count, a single-thread breakdown by stage, and the cores one ViT-L GPU
-// needs at 160 clips/s.
+// bench_data.c: `jepa bench data FILE...`: clips per second the loader delivers (read + decode (inflate or JPEG) +
+// crop, resize, flip, normalise) for each reader thread count, a single-thread breakdown by stage, the cores one
+// ViT-L GPU needs at 160 clips/s, and the headroom: clips/s over what one such GPU consumes.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +11,12 @@
 
 #include "common.h"
 #include "loader.h"
+#include "nvjpeg_decode.h"
 #include "store.h"
 #include "tools.h"
+#ifdef JEPA_HAVE_NVJPEG
+#include "cuda_check.h"
+#endif
 
 #define VITL_CLIPS_PER_S 160.0  // one GPU training ViT-L/16 at 16x224 (the figure)
 #define MAX_THREAD_COUNTS 32
@@ -20,10 +24,11 @@
 static const char *BENCH_DATA_HELP =
     "usage: jepa bench data FILE... [options]\n"
     "\n"
-    "For each store: clips/s of read + inflate + augment (random resized crop, flip, ImageNet normalisation)\n"
-    "through the trainer's loader (reader threads and batch queue; nothing trains) for each reader thread count,\n"
-    "the time per stage on one thread, and the cores one ViT-L GPU at 160 clips/s needs. Files are read through\n"
-    "the page cache: a store larger than memory measures the disk too.\n"
+    "For each store: clips/s of read + decode (inflate, or JPEG with libjpeg-turbo) + augment (random resized\n"
+    "crop, flip, ImageNet normalisation) through the trainer's loader (reader threads and batch queue; nothing\n"
+    "trains) for each reader thread count, with the headroom (clips/s / 160, what one ViT-L GPU consumes), the\n"
+    "time per stage on one thread, the cores one ViT-L GPU needs, and the headroom a 16-core host would have.\n"
+    "Files are read through the page cache: a store larger than memory measures the disk too.\n"
     "\n"
     "options:\n"
     "  --threads a,b,...   reader thread counts (default 1, 2, 4, ... and the number of cores)\n"
@@ -145,7 +150,7 @@ static LoaderRate measure_threads(const BenchOptions *o, const LoaderSpec *spec)
 }
 
 typedef struct {
-    double read, inflate, augment;  // CPU seconds per clip
+    double read, decode, augment;  // CPU seconds per clip
 } StageTimes;
 
 // One thread, stage by stage, over the same positions the loader would take; CPU time of this thread.
@@ -160,16 +165,15 @@ static StageTimes measure_stages(const LoaderSpec *spec, int clips) {
     for (int i = 0; i < clips; i++) {
         SamplePlan plan;
         sample_plan(&space, i, &plan);
-        const int first = plan.frame[0], end = plan.frame[spec->num_frames - 1] + 1;
         const double t0 = thread_cpu_seconds();
-        store_fetch(s, &reader, plan.clip, first, end);
+        store_fetch_list(s, &reader, plan.clip, plan.frame, spec->num_frames);
         const double t1 = thread_cpu_seconds();
-        const uint8_t *frames = store_decode(s, &reader, plan.clip, first, end);
+        const uint8_t *frames = store_decode_list(s, &reader, plan.clip, plan.frame, spec->num_frames);
         const double t2 = thread_cpu_seconds();
         sample_render(&space, &plan, frames, s->shape.height, s->shape.width, out);
         const double t3 = thread_cpu_seconds();
         t.read += (t1 - t0) / clips;
-        t.inflate += (t2 - t1) / clips;
+        t.decode += (t2 - t1) / clips;
         t.augment += (t3 - t2) / clips;
     }
     free(out);
@@ -178,37 +182,122 @@ static StageTimes measure_stages(const LoaderSpec *spec, int clips) {
     return t;
 }
 
+#ifdef JEPA_HAVE_NVJPEG
+// One host thread plans the samples and gathers their JPEG bytes (pread, no decode); nvJPEG decodes them and
+// kernels/augment.cu renders them on the GPU, a batch at a time. clips/s of that pipeline, not overlapped (a lower
+// bound), and the host CPU time per clip, which is what the reader threads would still spend.
+typedef struct {
+    uint8_t **jpeg;
+    size_t *bytes, *cap;
+} JpegBatch;
+
+static void gather_batch(const Store *s, StoreReader *r, const SampleSpace *space, int64_t first, int B,
+                         SamplePlan *plans, JpegBatch *j) {
+    const int F = space->num_frames;
+    for (int b = 0; b < B; b++) {
+        sample_plan(space, first + b, &plans[b]);
+        store_fetch_list(s, r, plans[b].clip, plans[b].frame, F);
+        for (int i = 0; i < F; i++) {
+            const int k = b * F + i;
+            const uint8_t *src = store_jpeg_frame(r, i, &j->bytes[k]);
+            if (j->cap[k] < j->bytes[k]) {
+                free(j->jpeg[k]);
+                j->jpeg[k] = xmalloc(j->cap[k] = j->bytes[k]);
+            }
+            memcpy(j->jpeg[k], src, j->bytes[k]);
+        }
+    }
+}
+
+static void bench_nvjpeg(const BenchOptions *o, const LoaderSpec *spec) {
+    char why[256];
+    if (!nvjpeg_available(why, sizeof why)) {
+        printf("  decode: nvjpeg: not measured: %s\n", why);
+        return;
+    }
+    Store *s = store_open(spec->path[0], spec->num_frames * spec->sampling_rate, "--frames x --rate");
+    SampleSpace space;
+    sample_space_init(&space, spec, &s->shape);
+    const int B = o->batch, F = spec->num_frames, n = B * F;
+    JpegBatch j = {xcalloc((size_t)n, sizeof(uint8_t *)), xcalloc((size_t)n, sizeof(size_t)), xcalloc((size_t)n, sizeof(size_t))};
+    SamplePlan *plans = xmalloc((size_t)B * sizeof *plans);
+    StoreReader reader;
+    store_reader_init(&reader);
+    NvjpegDecoder *d = nvjpeg_decoder_create(s->shape.height, s->shape.width);
+    float *out = NULL;  // device (B, F, crop, crop, 3)
+    CUDA_CHECK(cudaMalloc((void **)&out, (size_t)n * spec->crop * spec->crop * 3 * sizeof(float)));
+    cudaStream_t stream;
+    CUDA_CHECK(cudaStreamCreate(&stream));
+    double t0 = 0, cpu = 0;
+    int64_t clips = 0;
+    for (int64_t first = 0;; first += B) {
+        if (first == B) t0 = now_seconds(), cpu = 0, clips = 0;  // after one warm-up batch
+        const double c0 = thread_cpu_seconds();
+        gather_batch(s, &reader, &space, first, B, plans, &j);
+        nvjpeg_render_batch(d, &space, plans, B, (const uint8_t *const *)j.jpeg, j.bytes, out, stream);
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        cpu += thread_cpu_seconds() - c0;
+        clips += B;
+        if (first >= B && now_seconds() - t0 >= o->seconds) break;
+    }
+    const double rate = (double)clips / (now_seconds() - t0);
+    printf("  decode: %s + GPU augment, 1 host thread: %.1f clips/s (headroom %.2fx), host CPU %.2f ms per clip\n",
+           nvjpeg_decoder_backend(d), rate, rate / VITL_CLIPS_PER_S, 1e3 * cpu / (double)clips);
+    CUDA_CHECK(cudaStreamDestroy(stream));
+    CUDA_CHECK(cudaFree(out));
+    nvjpeg_decoder_free(d);
+    store_reader_free(&reader);
+    store_close(s);
+    for (int k = 0; k < n; k++) free(j.jpeg[k]);
+    free(j.jpeg);
+    free(j.bytes);
+    free(j.cap);
+    free(plans);
+}
+#endif
+
 static void bench_file(const BenchOptions *o, const char *file) {
     Store *s = store_open(file, 1, NULL);
     const StoreShape shape = s->shape;
     const double ratio = (double)s->clip_bytes * shape.clips / (double)s->stored_bytes;
-    const int deflate = s->deflate;
+    char codec[32];
+    store_codec_text(s, codec, sizeof codec);
+    const int jpeg = s->codec == STORE_CODEC_JPEG;
+    const char *decode = s->codec == STORE_CODEC_JPEG ? "decode: cpu turbojpeg" : s->deflate ? "inflate" : "decode";
     store_close(s);
     int frames, rate;
     fit_sampling(o, shape.frames, &frames, &rate);
     printf("%s: %lld clips of %dx%dx%d, %s (%.2fx); samples of %d frames at step %d, crop %d, batch %d\n", file,
-           (long long)shape.clips, shape.frames, shape.height, shape.width, deflate ? "deflate" : "raw", ratio, frames,
-           rate, o->crop, o->batch);
+           (long long)shape.clips, shape.frames, shape.height, shape.width, codec, ratio, frames, rate, o->crop,
+           o->batch);
     LoaderSpec spec = bench_spec(o, file, frames, rate, 1);
     const StageTimes st = measure_stages(&spec, 32);
-    printf("  one thread, CPU time per clip: read %.2f ms, inflate %.2f ms, augment %.2f ms (total %.2f ms)\n",
-           1e3 * st.read, 1e3 * st.inflate, 1e3 * st.augment, 1e3 * (st.read + st.inflate + st.augment));
-    printf("  %8s  %10s  %16s  %16s\n", "threads", "clips/s", "clips/s/thread", "CPU ms/clip");
+    printf("  one thread, CPU time per clip: read %.2f ms, %s %.2f ms, augment %.2f ms (total %.2f ms)\n",
+           1e3 * st.read, decode, 1e3 * st.decode, 1e3 * st.augment, 1e3 * (st.read + st.decode + st.augment));
+    printf("  %8s  %10s  %16s  %16s  %9s\n", "threads", "clips/s", "clips/s/thread", "CPU ms/clip", "headroom");
     LoaderRate first = {0, 0};
     for (int i = 0; i < o->n_threads; i++) {
         spec.threads = o->threads[i];
         const LoaderRate r = measure_threads(o, &spec);
         if (i == 0) first = r;
-        printf("  %8d  %10.1f  %16.1f  %16.2f\n", o->threads[i], r.clips_per_s, r.clips_per_s / o->threads[i],
-               1e3 * r.cpu_per_clip);
+        printf("  %8d  %10.1f  %16.1f  %16.2f  %8.2fx\n", o->threads[i], r.clips_per_s, r.clips_per_s / o->threads[i],
+               1e3 * r.cpu_per_clip, r.clips_per_s / VITL_CLIPS_PER_S);
         fflush(stdout);
     }
-    const int vitl = shape.frames == 16 && shape.height == 224 && shape.width == 224 && o->crop == 224 && frames == 16;
+    const int vitl = o->crop == 224 && frames == 16;  // ViT-L's sample, whatever the stored size
     printf("  one ViT-L GPU at %.0f clips/s needs %.1f cores: %.0f x %.2f CPU ms per clip with %d reader thread%s "
            "(wall clock there: %.1f clips/s per thread)%s\n", VITL_CLIPS_PER_S,
            VITL_CLIPS_PER_S * first.cpu_per_clip, VITL_CLIPS_PER_S, 1e3 * first.cpu_per_clip, o->threads[0],
            o->threads[0] > 1 ? "s" : "", first.clips_per_s / o->threads[0],
-           vitl ? "; 16x224 store, 16 frames cropped to 224" : "; this store is not 16x224: scale accordingly");
+           vitl ? "; 16 frames cropped to 224, as ViT-L trains" : "; not ViT-L's 16 x 224 sample: scale accordingly");
+    // A projection, not a measurement: CPU time per clip scaled to 16 busy cores (no memory-bandwidth limit).
+    printf("  headroom on a 16-core host (projected from CPU time per clip): %.1f clips/s = %.1fx one ViT-L GPU\n",
+           16.0 / first.cpu_per_clip, 16.0 / first.cpu_per_clip / VITL_CLIPS_PER_S);
+#ifdef JEPA_HAVE_NVJPEG
+    if (jpeg) bench_nvjpeg(o, &spec);
+#else
+    if (jpeg) printf("  decode: nvjpeg: not measured: built without nvJPEG (nvjpeg.h or libnvjpeg not found at build time)\n");
+#endif
 }
 
 int bench_data_command(int argc, char **argv) {

@@ -1,4 +1,4 @@
-// bench_kernels.c: `jepa bench kernels|attention|layernorm|ema|adamw|gemm`: the CUDA kernels at the real V-JEPA
+// bench_kernels.c: `jepa bench kernels|attention|layernorm|rope|ema|adamw|gemm`: the CUDA kernels at the real V-JEPA
 // shapes, timed with bench.h's method, against the two ceilings measured in the same process and their references:
 // cuBLASLt (our GEMMs are cuBLASLt calls; the ceiling is an 8192^3 product through the same path), cuDNN's fused
 // attention (host/cudnn_attention.h, when built), a device-to-device copy of the same bytes for memory-bound ops.
@@ -502,6 +502,55 @@ static void bench_layernorm(KernelBench *kb) {
     bench_table_print(&t, stdout);
 }
 
+// ---- V-JEPA 2's 3D RoPE (kernels/rope.cu), in place on q and k of a bf16 qkv
+typedef struct {
+    cudaStream_t s;
+    int B, N, H, hd, gh, gw;
+    void *qkv[64];      // [B,N,3,H,hd] bf16 per set
+    int32_t *pos;       // [B,N] grid indices, or NULL (all tokens)
+} RopeCase;
+
+static void run_rope(void *ctx, int i) {
+    RopeCase *r = ctx;
+    cuda_rope_qk(r->s, r->qkv[i], r->pos, r->B, r->N, r->H, r->hd, r->gh, r->gw, 0);
+}
+
+static void bench_rope(KernelBench *kb) {
+    printf("\n## 3D RoPE (bf16 qkv in place, V-JEPA 2)\n\n");
+    printf("bytes counted: the rotated dims of q and k, read and written (2 x B*N*2*H*3S*2 with S = 2*((hd/3)/2)),\n"
+           "plus the int32 positions when gathered. Unrotated dims and v are not touched.\n\n");
+    BenchTable t;
+    mem_table_init(&t);
+    const struct {
+        const char *name;
+        int B, N, H, hd, gathered;
+    } shapes[] = {{"ViT-g target 24x2048 22x64", 24, 2048, 22, 64, 0}, {"ViT-g context 24x483", 24, 483, 22, 64, 1},
+                  {"ViT-L target 24x2048 16x64", 24, 2048, 16, 64, 0}, {"predictor 24x1443 12x32", 24, 1443, 12, 32, 1}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        RopeCase r = {.s = kb->s, .B = shapes[k].B, .N = shapes[k].N, .H = shapes[k].H, .hd = shapes[k].hd,
+                      .gh = 16, .gw = 16};
+        const size_t elems = (size_t)r.B * r.N * 3 * r.H * r.hd;
+        const int sets = bench_sets_for(elems * 2, kb->rotate_bytes);
+        for (int i = 0; i < sets; i++) r.qkv[i] = dev_random(kb, elems, 2, 0, 1, 0);
+        if (shapes[k].gathered) {  // every 4th grid index of an 8x16x16 grid, as a context's sorted indices
+            int32_t *h = xmalloc((size_t)r.B * r.N * sizeof(int32_t));
+            for (int i = 0; i < r.B * r.N; i++) h[i] = (int32_t)((i % r.N) * 4 % 2048);
+            r.pos = dev_alloc(kb, (size_t)r.B * r.N * sizeof(int32_t));
+            kb->be->upload(kb->be, r.pos, h, (size_t)r.B * r.N * sizeof(int32_t));
+            free(h);
+        }
+        const double S = 2 * ((r.hd / 3) / 2);
+        const double bytes = 2.0 * r.B * r.N * 2 * r.H * 3 * S * 2 + (r.pos ? 4.0 * r.B * r.N : 0);
+        json_object *peers = json_object_new_array();
+        const MemRow row = {"rope", shapes[k].name, bytes, "read + write q, k rotated dims (+ positions)",
+                            bench_time(kb->clock, run_rope, &r, sets, kb->seconds), peers, "gbps", bytes, "same"};
+        mem_row(kb, &t, &row);
+        json_object_put(peers);
+        release_case(kb);
+    }
+    bench_table_print(&t, stdout);
+}
+
 typedef struct {
     cudaStream_t s;
     size_t n;
@@ -511,12 +560,12 @@ typedef struct {
 
 static void run_ema(void *ctx, int set) {
     OptCase *o = ctx;
-    cuda_ema(o->s, o->target, o->working, o->source, o->n, 0.998f);
+    cuda_ema(o->s, o->target, o->working, o->source, o->n, 0.998f, NULL);
 }
 
 static void run_adamw(void *ctx, int set) {
     OptCase *o = ctx;
-    cuda_adamw(o->s, o->param, o->working, o->grad, o->m, o->v, o->n, 6.25e-4f, 0.9f, 0.999f, 1e-8f, 0.04f, 100);
+    cuda_adamw(o->s, o->param, o->working, o->grad, o->m, o->v, o->n, 6.25e-4f, 0.9f, 0.999f, 1e-8f, 0.04f, 100, NULL);
 }
 
 static void bench_optimizer_op(KernelBench *kb, int adamw) {
@@ -714,6 +763,7 @@ static int run_kernel_targets(const char *target, const KernelOptions *o, int ar
     const int all = !strcmp(target, "kernels");
     if (all || !strcmp(target, "attention")) bench_attention(&kb);
     if (all || !strcmp(target, "layernorm")) bench_layernorm(&kb);
+    if (all || !strcmp(target, "rope")) bench_rope(&kb);
     if (all || !strcmp(target, "ema")) bench_optimizer_op(&kb, 0);
     if (all || !strcmp(target, "adamw")) bench_optimizer_op(&kb, 1);
     if (all || !strcmp(target, "gemm")) bench_gemm(&kb);

@@ -13,6 +13,7 @@
 #include "common.h"
 #include "config.h"
 #include "data.h"
+#include "kernel_profile.h"
 #include "model.h"
 #include "provenance.h"
 #include "tools.h"
@@ -36,6 +37,8 @@ static const char *STEP_HELP =
     "  --steps N         timed steps per run (default 20)\n"
     "  --warmup N        untimed steps before them (default 3)\n"
     "  --staged-only     skip the loader run\n"
+    "  --no-kernels      skip the kernel-family profile (on CUDA with CUPTI: N more staged steps under CUPTI's\n"
+    "                    activity records, time per kernel family: GEMM, attention, LayerNorm, ...; launch gaps)\n"
     "  --ceiling T       GEMM ceiling in TFLOP/s for MFU (default: measured, bf16 8192^3 on CUDA, 1024^3 on the CPU)\n"
     "  --json FILE       also write every figure as JSON (with device, date, commit, command and each step)\n"
     "  --peer FILE       peer figures (default bench/peer-figures.json)\n"
@@ -44,7 +47,7 @@ static const char *STEP_HELP =
 typedef struct {
     const char *config, *json, *peer;
     char **overrides;
-    int n_overrides, steps, warmup, staged_only;
+    int n_overrides, steps, warmup, staged_only, no_kernels;
     double ceiling;
 } StepOptions;
 
@@ -56,6 +59,7 @@ static void parse_step_options(int argc, char **argv, StepOptions *o) {
         if (!strcmp(arg, "--steps")) o->steps = tool_int(&a, arg, 1, 100000);
         else if (!strcmp(arg, "--warmup")) o->warmup = tool_int(&a, arg, 0, 100000);
         else if (!strcmp(arg, "--staged-only")) o->staged_only = 1;
+        else if (!strcmp(arg, "--no-kernels")) o->no_kernels = 1;
         else if (!strcmp(arg, "--json")) o->json = tool_value(&a, arg);
         else if (!strcmp(arg, "--peer")) o->peer = tool_value(&a, arg);
         else if (!strcmp(arg, "--ceiling")) {
@@ -251,6 +255,66 @@ static void summary_row(BenchTable *t, const char *name, const char *data, int s
     bench_table_add(t, "%s", bench_num(a, sizeof a, 1, s->data_ms));
 }
 
+// o->steps more staged steps (from step `first`) under CUPTI: the device time per kernel family, per step.
+static void profile_kernels(Trainer *tr, const StepOptions *o, long first, KernelProfile *kp, double *wall_s) {
+    kernel_profile_start();
+    const double t0 = now_seconds();
+    for (int s = 0; s < o->steps; s++) {
+        StepRecord r;
+        train_step(tr, first + s, 0, &r);
+    }
+    kernel_profile_stop(kp);
+    *wall_s = now_seconds() - t0;
+}
+
+static void print_kernel_families(const KernelProfile *kp, double wall_s, int steps) {
+    const char *header[] = {"kernel family", "ms per step", "% of step", "launches per step"};
+    BenchTable t;
+    bench_table_init(&t, 4, header);
+    double summed = 0;
+    for (int f = 0; f < KF_COUNT; f++) {
+        summed += kp->family_s[f];
+        if (kp->family_n[f] == 0) continue;
+        bench_table_add(&t, "%s", kernel_family_name((KernelFamily)f));
+        bench_table_add(&t, "%.2f", 1e3 * kp->family_s[f] / steps);
+        bench_table_add(&t, "%.1f%%", 100 * kp->family_s[f] / wall_s);
+        bench_table_add(&t, "%.0f", (double)kp->family_n[f] / steps);
+    }
+    const struct {
+        const char *name;
+        double s;
+    } rest[] = {{"overlap (work on two streams at once, counted twice above)", summed - kp->busy_s},
+                {"device idle: launch gaps, host syncs, waits for the host", wall_s - kp->busy_s},
+                {"step (wall clock, the profiled steps)", wall_s}};
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) {
+        bench_table_add(&t, "%s", rest[i].name);
+        bench_table_add(&t, "%.2f", 1e3 * rest[i].s / steps);
+        bench_table_add(&t, "%.1f%%", 100 * rest[i].s / wall_s);
+        bench_table_add(&t, "-");
+    }
+    bench_table_print(&t, stdout);
+    if (kp->other_s > 0) printf("largest unmatched kernel (\"other\"): %s, %.2f ms per step\n", kp->other_name,
+                                1e3 * kp->other_s / steps);
+    if (kp->dropped) printf("WARNING: CUPTI dropped %ld records: the figures above are incomplete\n", kp->dropped);
+}
+
+static json_object *kernel_families_json(const KernelProfile *kp, double wall_s, int steps) {
+    json_object *o = json_object_new_object(), *fam = json_object_new_object();
+    for (int f = 0; f < KF_COUNT; f++) {
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "ms_per_step", json_object_new_double(1e3 * kp->family_s[f] / steps));
+        json_object_object_add(e, "launches_per_step", json_object_new_double((double)kp->family_n[f] / steps));
+        json_object_object_add(fam, kernel_family_name((KernelFamily)f), e);
+    }
+    json_object_object_add(o, "families", fam);
+    json_object_object_add(o, "busy_ms_per_step", json_object_new_double(1e3 * kp->busy_s / steps));
+    json_object_object_add(o, "wall_ms_per_step", json_object_new_double(1e3 * wall_s / steps));
+    json_object_object_add(o, "idle_ms_per_step", json_object_new_double(1e3 * (wall_s - kp->busy_s) / steps));
+    json_object_object_add(o, "steps", json_object_new_int(steps));
+    json_object_object_add(o, "dropped_records", json_object_new_int64(kp->dropped));
+    return o;
+}
+
 static void print_phases(const RunResult *runs, int n_runs) {
     const char *header[] = {"phase", "staged ms", "%", "loader ms", "%"};
     BenchTable t;
@@ -303,6 +367,9 @@ int bench_step_command(int argc, char **argv) {
     fflush(stdout);
 
     RunResult runs[2] = {{.key = "staged"}, {.key = "loader"}};
+    KernelProfile kp = {0};
+    double kp_wall_s = 0;
+    int have_kernels = 0;
     const int n_runs = o.staged_only ? 1 : 2;
     {  // staged: the first batch of the data source, staged once; no data is read after that
         DataSource *ds = data_open(&cfg);
@@ -315,6 +382,8 @@ int bench_step_command(int argc, char **argv) {
         snprintf(runs[0].data, sizeof runs[0].data, "one batch staged on the %s once, reused",
                  gpu ? "GPU" : "backend");
         run_steps(&tr, clock, &o, &runs[0]);
+        if (!o.no_kernels && (have_kernels = kernel_profile_available(why, sizeof why)))
+            profile_kernels(&tr, &o, o.warmup + o.steps, &kp, &kp_wall_s);
     }
     if (n_runs == 2) {
         DataSource *ds = data_open(&cfg);
@@ -364,6 +433,13 @@ int bench_step_command(int argc, char **argv) {
                  "time the GPU waited for the host counts toward the phase open then"
                : "host clock between the model's phase marks (CPU ops run synchronously)");
     print_phases(runs, n_runs);
+    if (have_kernels) {
+        printf("\n## Time per kernel family (staged: %d more steps under CUPTI's activity records, device time of "
+               "every kernel and copy by name; ms per step)\n\n", o.steps);
+        print_kernel_families(&kp, kp_wall_s, o.steps);
+    } else if (!o.no_kernels) {
+        printf("\n(no time per kernel family: %s)\n", why);
+    }
 
     if (o.json) {
         json_object *j = json_object_new_object();
@@ -386,6 +462,7 @@ int bench_step_command(int argc, char **argv) {
             json_object_object_add(jr, runs[r].key, run_json(&runs[r], &sums[r], o.warmup, memory_kind));
         json_object_object_add(j, "runs", jr);
         json_object_object_add(j, "loader_over_staged_clips_per_s", bench_json_double(ratio));
+        json_object_object_add(j, "kernel_families", have_kernels ? kernel_families_json(&kp, kp_wall_s, o.steps) : NULL);
         json_object_object_add(j, "peer", pstep ? json_object_get(pstep) : NULL);
         bench_json_write(j, o.json);
         json_object_put(j);

@@ -27,6 +27,7 @@ const char *const checkpoint_model_keys[] = {
     "data.num_frames", "data.tubelet_size", "data.crop_size",   "data.patch_size",     "model.model_name",
     "model.embed_dim", "model.depth",       "model.num_heads",  "model.mlp_ratio",     "model.pred_depth",
     "model.pred_embed_dim", "model.pred_num_heads", "model.uniform_power", "model.use_mask_tokens",
+    "model.pos_embed",  // the same tensors either way, but a sincos model is not a RoPE one
     "mask (number of generators)",  // one mask token per generator
     NULL,
 };
@@ -541,14 +542,22 @@ static void diff_model_keys(const char *dir, const Config *cfg, DiffList *d) {
     json_object *state = read_json(path, &err), *saved;
     json_object *now = model_keys_of(cfg, hash, sizeof(hash));
     const char *saved_hash = state ? get_string(state, "config_hash") : NULL;
+    // A key that joined the model keys after the checkpoint was written (model.pos_embed) has its default there.
+    Config defaults;
+    config_defaults(&defaults);
+    char default_hash[64];
+    json_object *fallback = model_keys_of(&defaults, default_hash, sizeof(default_hash));
     if (state && saved_hash && strcmp(saved_hash, hash) != 0 && json_object_object_get_ex(state, "model_config", &saved)) {
         json_object_object_foreach(now, key, value) {
             json_object *old;
-            const char *was = json_object_object_get_ex(saved, key, &old) ? json_object_get_string(old) : "(absent)";
+            const char *was = json_object_object_get_ex(saved, key, &old)      ? json_object_get_string(old)
+                              : json_object_object_get_ex(fallback, key, &old) ? json_object_get_string(old)
+                                                                                : "(absent)";
             if (strcmp(was, json_object_get_string(value)) != 0)
                 diff_add(d, "%s: %s in the checkpoint, %s in the config", key, was, json_object_get_string(value));
         }
     }
+    json_object_put(fallback);
     json_object_put(now);
     json_object_put(state);
 }
@@ -623,6 +632,24 @@ static void load_pair(const char *dir, Model *m, CheckpointFile which, void *dst
     m->be->upload(m->be, dst_b, b, numel_b * msize);
     free(a);
     free(b);
+}
+
+int checkpoint_load_weights(const char *dir, Model *m, ErrorText *err) {
+    if (checkpoint_verify(dir, err) != 0) return -1;
+    char path[1200];
+    path_join(path, sizeof(path), dir, CHECKPOINT_FILES[FILE_MODEL]);
+    StFile f;
+    if (st_open(path, &f, err) != 0) return -1;
+    DiffList d = {{0}, 0, 0};
+    diff_tensors(m, FILE_MODEL, &f, &d);
+    st_close(&f);
+    if (d.listed)
+        return error_set(err, "%s does not hold this model's weights: %s%s", dir, d.text, d.more ? "; and more" : "");
+    const size_t total = m->table.total, enc = table_module_numel(&m->table, MODULE_ENCODER);
+    load_pair(dir, m, FILE_MODEL, m->params, m->target, enc);
+    m->be->cast_params(m->be, m->work, m->params, total);
+    m->be->cast_params(m->be, m->target_work, m->target, enc);
+    return 0;
 }
 
 void checkpoint_load(const char *dir, Model *m, TrainPosition *pos) {

@@ -39,6 +39,10 @@ int checkpoint_verify(const char *dir, ErrorText *err);
 int checkpoint_match(const char *dir, const Model *m, const Config *cfg, ErrorText *err);
 // Loads parameters, target and moments of a verified, matching checkpoint; pos receives its position.
 void checkpoint_load(const char *dir, Model *m, TrainPosition *pos);
+// Only the weights (parameters and target encoder) of a checkpoint that verifies, into a model whose tensors have
+// the same names and shapes; the config may differ otherwise (clip length, crop: neither RoPE nor the sincos tables
+// are parameters). Moments untouched. meta.init_from. 0, or -1 with the reason (differences listed) in err.
+int checkpoint_load_weights(const char *dir, Model *m, ErrorText *err);
 // The config keys that shape the model (their hash is state.json's config_hash); NULL-terminated.
 extern const char *const checkpoint_model_keys[];
 

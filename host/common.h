@@ -7,8 +7,9 @@
 
 #define JEPA_VERSION "0.1.0"
 
-// Exit codes (documented in README): 0 ok, 1 internal error, 2 bad input.
-enum { JEPA_EXIT_OK = 0, JEPA_EXIT_INTERNAL = 1, JEPA_EXIT_BAD_INPUT = 2 };
+// Exit codes (documented in README): 0 ok, 1 internal error, 2 bad input; 3 preempted (preempt.h); 4 a numerical
+// fault (NaN/Inf loss or gradients) that optimization.on_nonfinite says ends the run.
+enum { JEPA_EXIT_OK = 0, JEPA_EXIT_INTERNAL = 1, JEPA_EXIT_BAD_INPUT = 2, JEPA_EXIT_NONFINITE = 4 };
 
 // User mistakes: one line "error: ...", exit 2. The message names the file/key/value and what was expected.
 _Noreturn void die_input(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -88,27 +88,40 @@ static const SchemaRow schema[] = {
     ROW_NINT("mask.N.max_keep", MSK(max_keep), "null", 1, INF, "cap on context tokens; null = no cap"),
 
     ROW_ENUM("model.model_name", CFG(model.model_name), "vit_large",
-             "vit_tiny|vit_small|vit_base|vit_large|vit_huge|vit_custom",
-             "encoder size preset; vit_custom takes embed_dim, depth, num_heads"),
+             "vit_tiny|vit_small|vit_base|vit_large|vit_huge|vit_giant_xformers|vit_custom",
+             "encoder size preset (vit_giant_xformers: V-JEPA 2's 1408 wide, 40 blocks, 22 heads, MLP 6144); "
+             "vit_custom takes embed_dim, depth, num_heads"),
     ROW_INT("model.embed_dim", CFG(model.embed_dim), "0", 0, INF,
             "encoder width; 0 = from model_name (set for vit_custom)"),
     ROW_INT("model.depth", CFG(model.depth), "0", 0, INF,
             "encoder blocks; 0 = from model_name (set for vit_custom)"),
     ROW_INT("model.num_heads", CFG(model.num_heads), "0", 0, INF,
             "encoder heads; 0 = from model_name (set for vit_custom)"),
-    ROW_FLOAT("model.mlp_ratio", CFG(model.mlp_ratio), "4.0", 0, INF, LO_OPEN, "MLP hidden width / embed_dim"),
+    ROW_FLOAT("model.mlp_ratio", CFG(model.mlp_ratio), "4.0", 0, INF, LO_OPEN,
+              "MLP hidden width / embed_dim (the predictor's; the encoder's too except vit_giant_xformers: 48/11)"),
     ROW_INT("model.pred_depth", CFG(model.pred_depth), "12", 1, INF, "predictor blocks"),
     ROW_INT("model.pred_embed_dim", CFG(model.pred_embed_dim), "384", 1, INF, "predictor width"),
     ROW_INT("model.pred_num_heads", CFG(model.pred_num_heads), "0", 0, INF,
             "predictor heads (0 = the encoder's, as V-JEPA v1)"),
     ROW_BOOL("model.uniform_power", CFG(model.uniform_power), "true",
              "sin-cos position axes split evenly (V-JEPA)"),
+    ROW_ENUM("model.pos_embed", CFG(model.pos_embed), "sincos", "sincos|rope3d",
+             "positions: sincos = fixed 3D sin-cos added to the tokens (V-JEPA); rope3d = 3D rotary embedding of q "
+             "and k in every encoder and predictor block (V-JEPA 2, docs/vjepa2.md)"),
+    ROW_BOOL("model.shared_mask_token", CFG(model.shared_mask_token), "false",
+             "every mask generator uses mask_tokens.0 (V-JEPA 2 picks the token by clip length, one here); false: "
+             "one token per generator (V-JEPA v1). The table keeps one per generator either way"),
+    ROW_BOOL("model.depth_scaled_init", CFG(model.depth_scaled_init), "false",
+             "attn.proj and mlp.fc2 weights of block l start with std 0.02/sqrt(2l), the official models' rescale "
+             "that V-JEPA 2 keeps (V-JEPA v1's training script re-initialises it away)"),
     ROW_BOOL("model.use_mask_tokens", CFG(model.use_mask_tokens), "true",
              "learned mask token per generator in the predictor"),
     ROW_BOOL("model.zero_init_mask_tokens", CFG(model.zero_init_mask_tokens), "true",
              "mask tokens start at zero"),
     ROW_BOOL("model.checkpoint_activations", CFG(model.checkpoint_activations), "false",
              "recompute each block's forward in the backward"),
+    ROW_ENUM("model.kind", CFG(ac.kind), "vjepa", "vjepa|ac",
+             "vjepa: V-JEPA pretraining; ac: train an action-conditioned predictor on a frozen encoder (jepa plan)"),
 
     ROW_INT("optimization.ipe", CFG(optimization.ipe), "300", 1, INF, "iterations per epoch"),
     ROW_FLOAT("optimization.ipe_scale", CFG(optimization.ipe_scale), "1.25", 0, INF, LO_OPEN,
@@ -125,6 +138,12 @@ static const SchemaRow schema[] = {
     ROW_FLOAT("optimization.lr", CFG(optimization.lr), "6.25e-4", 0, INF, 0, "peak LR, reached after warmup"),
     ROW_FLOAT("optimization.final_lr", CFG(optimization.final_lr), "1.0e-6", 0, INF, 0,
               "LR at the end of the cosine"),
+    ROW_ENUM("optimization.lr_schedule", CFG(optimization.lr_schedule), "cosine", "cosine|constant|wsd|linear",
+             "LR after the warmup: cosine to final_lr (V-JEPA; final_lr = lr is V-JEPA 2's constant); constant = lr; "
+             "wsd = lr, then linear to final_lr over the last decay_epochs; linear = from lr toward final_lr over "
+             "epochs*ipe*ipe_scale steps (V-JEPA 2's cooldown, which ends short of final_lr when ipe_scale > 1)"),
+    ROW_INT("optimization.decay_epochs", CFG(optimization.decay_epochs), "0", 0, INF,
+            "lr_schedule wsd: epochs of linear decay at the end of the schedule"),
     ROW_PAIR("optimization.ema", CFG(optimization.ema), "[0.998, 1.0]", 0, 1, 0,
              "target-encoder EMA momentum [start, end], linear"),
     ROW_PAIR("optimization.betas", CFG(optimization.betas), "[0.9, 0.999]", 0, 1, HI_OPEN, "AdamW betas"),
@@ -133,6 +152,11 @@ static const SchemaRow schema[] = {
             "micro-batches per optimizer step"),
     ROW_INT("optimization.max_steps", CFG(optimization.max_steps), "0", 0, INF,
             "stop after this many steps (0 = epochs*ipe); schedules unchanged"),
+    ROW_ENUM("optimization.on_nonfinite", CFG(optimization.on_nonfinite), "skip", "skip|stop",
+             "a step with a NaN/Inf loss or gradient: skip = drop its update (AdamW and EMA), stop = end the run "
+             "(exit 4); either way the update is never applied"),
+    ROW_INT("optimization.max_skips", CFG(optimization.max_skips), "5", 0, INF,
+            "on_nonfinite skip: end the run (exit 4) when more than this many steps in a row were skipped"),
 
     ROW_FLOAT("loss.loss_exp", CFG(loss.loss_exp), "1.0", 0, INF, LO_OPEN, "loss |p - t|^loss_exp; only 1 (L1)"),
     ROW_FLOAT("loss.reg_coeff", CFG(loss.reg_coeff), "0.0", 0, INF, 0, "variance regulariser weight; only 0"),
@@ -147,6 +171,10 @@ static const SchemaRow schema[] = {
     ROW_ENUM("meta.resume", CFG(meta.resume), "auto", "auto|never|must",
              "auto: continue from the run folder's newest good checkpoint, else start fresh; never: a new run "
              "folder; must: fail without a checkpoint"),
+    ROW_STR("meta.init_from", CFG(meta.init_from), "none",
+            "a run starting fresh takes its weights (encoder, predictor, target; not the optimizer) from this "
+            "checkpoint folder, or from the newest good checkpoint of this run folder; clip length and crop may "
+            "differ (V-JEPA 2's cooldown, docs/vjepa2.md); none: random init"),
 
     ROW_STR("logging.folder", CFG(logging.folder), "runs", "run folders go under it"),
     ROW_STR("logging.write_tag", CFG(logging.write_tag), "jepa", "run folder name"),
@@ -154,6 +182,46 @@ static const SchemaRow schema[] = {
     ROW_INT("logging.checkpoint_every", CFG(logging.checkpoint_every), "0", 0, INF,
             "checkpoint every N steps into RUN/checkpoints/ (0 = only at the end)"),
     ROW_INT("logging.keep", CFG(logging.keep), "2", 1, INF, "newest good checkpoints kept; older ones deleted"),
+    ROW_INT("logging.spike_window", CFG(logging.spike_window), "100", 2, INF,
+            "loss spike detection: z-score against the previous N finite losses (metrics loss_z)"),
+    ROW_FLOAT("logging.spike_z", CFG(logging.spike_z), "6.0", 0, INF, LO_OPEN,
+              "a loss this many standard deviations above the window's mean is logged as a spike"),
+
+    ROW_FLOAT("dist.timeout_s", CFG(dist.timeout_s), "600", 0, INF, LO_OPEN,
+              "seconds a collective may wait before every rank exits naming the rank that did not join"),
+    ROW_INT("dist.zero", CFG(dist.zero), "0", 0, 0, "optimizer state sharding: 0 = replicated (ZeRO-1 not yet)"),
+    ROW_ENUM("dist.reduce_dtype", CFG(dist.reduce_dtype), "float32", "float32|bfloat16",
+             "element type of the gradient all-reduce (bfloat16: half the bytes, 8-bit mantissa sums)"),
+    ROW_FLOAT("dist.bucket_mb", CFG(dist.bucket_mb), "25", 0, INF, LO_OPEN,
+              "gradient all-reduce bucket, MiB, launched as the backward finishes each one"),
+
+    // World models that plan (docs/world-models.md); model.kind (stored as ac.kind) is with the model keys.
+    ROW_STR("ac.encoder_checkpoint", CFG(ac.encoder_checkpoint), "none",
+            "model.kind ac: checkpoint folder of the encoder pretrained with the same model.* and data.* keys (none: unset)"),
+    ROW_INT("ac.pred_depth", CFG(ac.pred_depth), "2", 1, INF, "action-conditioned predictor blocks"),
+    ROW_INT("ac.pred_embed_dim", CFG(ac.pred_embed_dim), "64", 1, INF, "action-conditioned predictor width"),
+    ROW_INT("ac.pred_num_heads", CFG(ac.pred_num_heads), "4", 1, INF, "action-conditioned predictor heads"),
+    ROW_INT("ac.frames", CFG(ac.frames), "4", 2, 64,
+            "frames per training clip: the predictor sees frames <= t (frame-causal) and predicts frame t+1"),
+    ROW_INT("ac.rollout_steps", CFG(ac.rollout_steps), "2", 0, 63,
+            "k of the k-step rollout L1 (V-JEPA 2-AC), fed its own predictions; 0 = teacher forcing only"),
+    ROW_BOOL("ac.state_token", CFG(ac.state_token), "true", "a proprioceptive state token per frame"),
+    ROW_ENUM("plan.world", CFG(plan.world), "tworooms", "tworooms|pusht",
+             "the built-in world of model.kind ac (its action and state scaling) and of jepa plan (tworooms only yet)"),
+    ROW_INT("plan.samples", CFG(plan.samples), "200", 2, INF, "CEM action sequences per iteration"),
+    ROW_INT("plan.elites", CFG(plan.elites), "20", 1, INF, "CEM elites refitted per iteration"),
+    ROW_INT("plan.iterations", CFG(plan.iterations), "4", 1, INF, "CEM iterations per plan"),
+    ROW_INT("plan.horizon", CFG(plan.horizon), "8", 1, 64, "actions per planned sequence"),
+    ROW_INT("plan.execute", CFG(plan.execute), "1", 1, 64, "actions executed before planning again (MPC)"),
+    ROW_INT("plan.episodes", CFG(plan.episodes), "100", 1, INF, "seeded episodes jepa plan evaluates"),
+    ROW_INT("plan.step_limit", CFG(plan.step_limit), "0", 0, INF, "actions per episode; 0 = the world's limit"),
+    ROW_FLOAT("plan.init_std", CFG(plan.init_std), "1.0", 0, INF, LO_OPEN,
+              "CEM's first std, a fraction of each action component's half range"),
+    ROW_FLOAT("plan.min_std", CFG(plan.min_std), "0.05", 0, INF, 0, "floor on CEM's std, same unit"),
+    ROW_INT("eval.every", CFG(eval.every), "0", 0, INF,
+            "every N steps, an attentive probe of the target encoder on eval.data, logged as probe_* (0 = never)"),
+    ROW_STR("eval.data", CFG(eval.data), "none", "HDF5 store with /states for eval.every (none: no periodic probe)"),
+    ROW_INT("eval.clips", CFG(eval.clips), "64", 4, INF, "first clips of eval.data used, a quarter held out"),
 };
 enum { N_ROWS = sizeof schema / sizeof schema[0] };
 
@@ -188,6 +256,19 @@ static const ForeignKey foreign_keys[] = {
      "use meta.resume: auto|must (the run folder's newest checkpoint); scripts/convert_vjepa_checkpoint.py "
      "converts official .pth.tar files"},
     {"meta.backend", NULL, "renamed meta.device (auto|cpu|cuda)"},
+    // V-JEPA 2's training YAML (facebookresearch/vjepa2 configs/train), docs/vjepa2.md
+    {"model.use_rope", "false", "V-JEPA 2's use_rope: true is model.pos_embed: rope3d"},
+    {"cpus_per_task", NULL, "the launcher's business (srun --cpus-per-task); remove the key"},
+    {"mem_per_gpu", NULL, "the launcher's business (srun --mem-per-gpu); remove the key"},
+    {"folder", NULL, "use logging.folder and logging.write_tag"},
+    {"data.dataset_fpcs", NULL, "one clip length per run: use data.num_frames"},
+    {"data.fps", NULL, "stores hold clips already cut: data.sampling_rate is the frame step within them"},
+    {"data.persistent_workers", "true|false", "ignored: the loader threads live as long as the run"},
+    {"meta.save_every_freq", NULL, "use logging.checkpoint_every (steps) and logging.keep"},
+    {"optimization.is_anneal", "false",
+     "the cooldown: optimization.lr_schedule: linear with meta.init_from: <the pretraining run>"},
+    {"optimization.anneal_ckpt", NULL, "use meta.init_from: <checkpoint or run folder>"},
+    {"optimization.resume_anneal", "true|false", "ignored: an interrupted run resumes by meta.resume"},
     {"meta.eval_freq", NULL, "pretraining runs no evaluation; remove the key"},
     {"meta.use_sdpa", "true|false", "ignored: jepa.c always uses its fused attention"},
 };
@@ -889,6 +970,10 @@ void config_validate(const Config *cfg) {
     require(cfg->optimization.warmup <= cfg->optimization.epochs,
             "optimization.warmup (%d epochs) must not exceed optimization.epochs (%d)", cfg->optimization.warmup,
             cfg->optimization.epochs);
+    require(strcmp(cfg->optimization.lr_schedule, "wsd") ||
+                cfg->optimization.warmup + cfg->optimization.decay_epochs <= cfg->optimization.epochs,
+            "optimization.decay_epochs (%d) + optimization.warmup (%d) must not exceed optimization.epochs (%d) "
+            "with lr_schedule wsd", cfg->optimization.decay_epochs, cfg->optimization.warmup, cfg->optimization.epochs);
     require(cfg->loss.loss_exp == 1, "loss.loss_exp: only L1 (loss_exp: 1) is supported, got %g", cfg->loss.loss_exp);
     require(cfg->loss.reg_coeff == 0, "loss.reg_coeff: only 0 is supported (no variance regulariser), got %g",
             cfg->loss.reg_coeff);

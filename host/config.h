@@ -60,6 +60,9 @@ typedef struct {
         int pred_depth, pred_embed_dim;
         int pred_num_heads;     // 0 = encoder heads (V-JEPA v1)
         int uniform_power;      // sincos axis split (V-JEPA: true)
+        char pos_embed[16];     // sincos (V-JEPA v1: added once) | rope3d (V-JEPA 2: 3D RoPE on q, k in every block)
+        int shared_mask_token;  // every generator uses mask_tokens.0 (V-JEPA 2) instead of its own (V-JEPA v1)
+        int depth_scaled_init;  // attn.proj and mlp.fc2 of block l initialised with std 0.02/sqrt(2l) (V-JEPA 2)
         int use_mask_tokens, zero_init_mask_tokens;
         int checkpoint_activations;  // recompute each block's forward in the backward
     } model;
@@ -70,11 +73,15 @@ typedef struct {
         double weight_decay, final_weight_decay;
         int epochs, warmup;     // warmup in epochs
         double start_lr, lr, final_lr;
+        char lr_schedule[16];   // cosine | constant | wsd | linear, after the warmup (optim.c)
+        int decay_epochs;       // wsd: epochs of linear decay at the end of the schedule
         double ema[2];          // EMA momentum start, end
         double betas[2];
         double eps;
         int accum_steps;        // micro-batches per optimizer step
         int max_steps;          // stop after this many steps (0 = epochs * ipe); schedules unchanged
+        char on_nonfinite[8];   // skip | stop: a step whose loss or gradients are NaN/Inf drops its update, or ends
+        int max_skips;          // skip: stop when more than this many steps in a row were skipped
     } optimization;
     struct {
         double loss_exp;        // only 1 (L1) supported
@@ -87,6 +94,7 @@ typedef struct {
         int deterministic;
         int threads;            // CPU threads, 0 = all cores
         char resume[8];         // auto | never | must: start from the run folder's newest checkpoint (docs/checkpoints.md)
+        char init_from[CONFIG_STR];  // weights of a fresh run from a checkpoint or run folder ("none": no); resume.c
     } meta;
     struct {
         char folder[CONFIG_STR];     // run folders go under it
@@ -94,7 +102,33 @@ typedef struct {
         int log_every;               // progress line every N steps
         int checkpoint_every;        // checkpoint every N steps (0 = only at the end)
         int keep;                    // checkpoints kept in the run folder (>= 1)
+        int spike_window;            // loss spike z-score over the previous N finite losses
+        double spike_z;              // a loss this many standard deviations above that window's mean is logged
     } logging;
+    struct {                         // data parallelism (docs/distributed.md); the world comes from the launcher
+        double timeout_s;            // a collective not done in this time ends every rank, naming the silent one
+        int zero;                    // 0: replicated optimizer; 1: ZeRO-1 (not implemented yet)
+        char reduce_dtype[16];       // float32 | bfloat16: the gradient all-reduce's element type
+        double bucket_mb;            // gradient bucket size, MiB (launched in reverse layer order)
+    } dist;
+    struct {                         // world models that plan (model.kind: ac; docs/world-models.md)
+        char kind[8];                // vjepa: V-JEPA pretraining | ac: action-conditioned predictor on a frozen encoder
+        char encoder_checkpoint[CONFIG_STR];  // ac: the checkpoint folder of the pretrained encoder (model.* keys)
+        int pred_depth, pred_embed_dim, pred_num_heads;  // ac predictor size
+        int frames;                  // ac: frames per training clip (frame-causal context)
+        int rollout_steps;           // ac: k of the k-step rollout loss (0 = teacher forcing only)
+        int state_token;             // ac: a proprioceptive state token per frame
+    } ac;
+    struct {                         // planning: CEM + MPC in a built-in world (jepa plan)
+        char world[16];              // tworooms
+        int samples, elites, iterations, horizon, execute, episodes, step_limit;
+        double init_std, min_std;    // CEM std, fractions of each action component's half range
+    } plan;
+    struct {                         // the periodic probe in training (docs/world-models.md); off unless both set
+        int every;                   // probe every N steps (0 = never)
+        char data[CONFIG_STR];       // HDF5 store with /states, frames data.crop_size square (none = unset)
+        int clips;                   // its first clips used (a quarter held out)
+    } eval;
 } Config;
 
 // Defaults for every key (the schema's defaults). Masks default to V-JEPA's two generators.

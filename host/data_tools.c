@@ -13,13 +13,15 @@
 #include "store.h"
 #include "tools.h"
 #include "world_balls.h"
+#include "world_pusht.h"
+#include "world_tworooms.h"
 
 static const char *DATA_HELP =
     "usage: jepa data <command> [options]   (docs/data.md describes the store format)\n"
     "\n"
     "commands:\n"
     "  synth --world balls -o FILE [...]       draw a world's clips, with its ground truth in /states\n"
-    "  info FILE                               validate a store and summarise it\n"
+    "  info FILE                               validate a store and summarise it (also: check FILE)\n"
     "  convert VIDEO... -o FILE [...]          cut videos into clips (frames decoded by ffmpeg)\n"
     "  convert --from-h5 IN.h5 -o FILE         rewrite an HDF5 file holding /clips as a store (one chunk per clip)\n"
     "\n"
@@ -33,7 +35,13 @@ static const char *SYNTH_HELP =
     "the world's sample i for --seed, the same clip data.source: synthetic draws at that size.\n"
     "\n"
     "options:\n"
-    "  --world balls      bouncing balls with elastic collisions (the only world so far)\n"
+    "  --world balls      bouncing balls with elastic collisions\n"
+    "  --world tworooms   an agent moving between two rooms through a door (64x64; docs/world-models.md):\n"
+    "                     /states x, y; /actions dx, dy (actions[t] moves frame t to t+1)\n"
+    "  --world pusht      a pusher and a T block (Chipmunk2D, 96x96): /states agent x, y, block x, y, angle;\n"
+    "                     /actions the pusher's target x, y\n"
+    "  --policy P         tworooms, pusht: random | noisy-expert (default random)\n"
+    "  --episodes N       tworooms, pusht: the same as --clips (one clip per episode)\n"
     "  -o FILE            the store to write (refused if it exists, unless --force)\n"
     "  --clips N          clips (default 256)\n"
     "  --frames T         frames per clip (default 64)\n"
@@ -48,15 +56,16 @@ static const char *SYNTH_HELP =
     "  --force            replace FILE\n";
 
 static const char *INFO_HELP =
-    "usage: jepa data info FILE\n"
+    "usage: jepa data info FILE   (or: jepa data check FILE)\n"
     "\n"
     "Validates FILE as the loader does (every dataset's dtype and shape, one chunk per clip, the chunk index, the\n"
-    "attributes), reads and inflates a few clips, checks values (pixels not constant, states finite), and prints\n"
-    "a summary. Exit 0 when the store is usable, 2 with a one-line reason when it is not.\n";
+    "attributes; for a JPEG store every row of /frame_offsets), reads and inflates (or decodes) a few clips,\n"
+    "checks values (pixels not constant, states finite), and prints a summary. Exit 0 when the store is usable,\n"
+    "2 with a one-line reason when it is not. `jepa data check FILE` is the same command.\n";
 
 static const char *CONVERT_HELP =
     "usage: jepa data convert VIDEO... -o FILE [options]\n"
-    "       jepa data convert --from-h5 IN.h5 -o FILE [--deflate L] [--force]\n"
+    "       jepa data convert --from-h5 IN.h5 -o FILE [--codec raw|jpeg] [--quality Q] [--deflate L] [--force]\n"
     "\n"
     "Cuts each video into clips of T frames starting every K frames (a video shorter than T gives none); frames\n"
     "are decoded by ffmpeg, scaled to cover the size and centre-cropped. /video_id holds each clip's video index\n"
@@ -69,7 +78,10 @@ static const char *CONVERT_HELP =
     "  --frames T         frames per clip (default 64: V-JEPA's 16 frames at step 4)\n"
     "  --stride K         frames from one clip's start to the next (default T)\n"
     "  --fps F            resample every video to F frames per second first (default: keep each video's rate)\n"
-    "  --deflate L        0 = raw chunks, 1..9 = deflate level (default 1)\n"
+    "  --deflate L        0 = raw chunks, 1..9 = deflate level (default 1; --codec raw only)\n"
+    "  --codec C          raw: /clips uint8 (deflate optional); jpeg: each frame a JPEG in /frames, with\n"
+    "                     /frame_offsets (about 10x smaller than deflate on real video; docs/data.md)\n"
+    "  --quality Q        JPEG quality 1..100 (default 90; 4:2:0 chroma)\n"
     "  --force            replace FILE\n";
 
 // ---------------------------------------------------------------------------------------------------- shared
@@ -139,7 +151,11 @@ typedef struct {
     int clips, frames, height, width, frame_step, deflate, force, seed;
     BallsWorldConfig balls;
     int radius_given, speed_given;
+    int policy;  // TwoRoomsPolicy / PushtPolicy: 0 random, 1 noisy-expert
 } SynthOptions;
+
+// Worlds with actions: tworooms and pusht (fixed frame sizes, /states and /actions).
+static int world_has_actions(const char *world) { return !strcmp(world, "tworooms") || !strcmp(world, "pusht"); }
 
 static void parse_synth(int argc, char **argv, SynthOptions *o) {
     ToolArgs a = {argc, argv, 0, "data synth"};
@@ -160,11 +176,21 @@ static void parse_synth(int argc, char **argv, SynthOptions *o) {
         else if (!strcmp(arg, "--seed")) o->seed = tool_int(&a, arg, 0, 2147483647);
         else if (!strcmp(arg, "--deflate")) o->deflate = tool_int(&a, arg, 0, 9);
         else if (!strcmp(arg, "--force")) o->force = 1;
-        else die_unknown_option(&a, arg);
+        else if (!strcmp(arg, "--episodes")) o->clips = tool_int(&a, arg, 1, 1 << 30);
+        else if (!strcmp(arg, "--policy")) {
+            const char *p = tool_value(&a, arg);
+            if (strcmp(p, "random") && strcmp(p, "noisy-expert"))
+                die_input("data synth: --policy '%s': expected random or noisy-expert", p);
+            o->policy = !strcmp(p, "noisy-expert");
+        } else die_unknown_option(&a, arg);
     }
-    if (!o->world) die_input("data synth: --world is required (worlds: balls)");
-    if (strcmp(o->world, "balls")) die_input("data synth: --world '%s' is not a world (worlds: balls)", o->world);
+    if (!o->world) die_input("data synth: --world is required (worlds: balls, tworooms, pusht)");
+    if (strcmp(o->world, "balls") && !world_has_actions(o->world))
+        die_input("data synth: --world '%s' is not a world (worlds: balls, tworooms, pusht)", o->world);
     if (!o->out) die_input("data synth: -o FILE is required (the store to write)");
+    if (!strcmp(o->world, "tworooms")) o->height = o->width = TWOROOMS.size;
+    if (!strcmp(o->world, "pusht")) o->height = o->width = PUSHT_IMAGE;
+    if (world_has_actions(o->world)) return;
     const int side = o->height < o->width ? o->height : o->width;
     if (!o->radius_given) o->balls.radius[0] = side / 12.0, o->balls.radius[1] = side / 6.0;
     if (!o->speed_given) o->balls.speed[0] = side / 32.0, o->balls.speed[1] = side / 12.0;
@@ -184,29 +210,61 @@ static void ball_state_names(int balls, char (*names)[STORE_STATE_NAME]) {
 static void synth_clips(const SynthOptions *o, const StoreLayout *layout, StoreWriter *w) {
     const size_t clip_bytes = (size_t)o->frames * o->height * o->width * 3, bound = store_chunk_bound(layout);
     const size_t state_floats = (size_t)o->frames * layout->state_dim;
+    const size_t action_floats = (size_t)o->frames * layout->action_dim;
     int group = 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (group < 1) group = 1;
     uint8_t *chunks = xmalloc((size_t)group * bound), *rgb = xmalloc((size_t)group * clip_bytes);
     float *states = xmalloc((size_t)group * state_floats * sizeof(float));
+    float *actions = xmalloc((size_t)group * (action_floats + 1) * sizeof(float));
     size_t *bytes = xmalloc((size_t)group * sizeof(size_t));
     char what[128];
     for (int first = 0; first < o->clips; first += group) {
         const int count = o->clips - first < group ? o->clips - first : group;
 #pragma omp parallel for schedule(dynamic, 1)
         for (int k = 0; k < count; k++) {
-            balls_clip(&o->balls, (uint64_t)o->seed, first + k, o->frames, o->frame_step, rgb + k * clip_bytes,
-                       states + k * state_floats);
+            float *st = states + k * state_floats, *ac = actions + k * action_floats;
+            if (!strcmp(o->world, "tworooms"))
+                tworooms_clip((TwoRoomsPolicy)o->policy, (uint64_t)o->seed, first + k, o->frames, rgb + k * clip_bytes,
+                              st, ac);
+            else if (!strcmp(o->world, "pusht"))
+                pusht_clip((PushtPolicy)o->policy, (uint64_t)o->seed, first + k, o->frames, rgb + k * clip_bytes, st, ac);
+            else
+                balls_clip(&o->balls, (uint64_t)o->seed, first + k, o->frames, o->frame_step, rgb + k * clip_bytes, st);
             bytes[k] = store_encode_clip(layout, rgb + k * clip_bytes, chunks + k * bound);
         }
         for (int k = 0; k < count; k++)
-            store_writer_append(w, chunks + k * bound, bytes[k], states + k * state_floats, NULL, 0, first + k);
+            store_writer_append(w, chunks + k * bound, bytes[k], states + k * state_floats,
+                                layout->action_dim ? actions + k * action_floats : NULL, 0, first + k);
         snprintf(what, sizeof what, "%d/%d clips", first + count, o->clips);
         tool_progress(what, first + count, o->clips);
     }
     free(chunks);
     free(rgb);
     free(states);
+    free(actions);
     free(bytes);
+}
+
+// tworooms and pusht: one episode of the policy per clip, with /states and /actions.
+static int synth_action_world(const SynthOptions *o, int argc, char **argv) {
+    static const char TWOROOMS_NAMES[2][STORE_STATE_NAME] = {"x", "y"};
+    static const char PUSHT_NAMES[5][STORE_STATE_NAME] = {"agent_x", "agent_y", "block_x", "block_y", "block_angle"};
+    const int tworooms = !strcmp(o->world, "tworooms");
+    char source[512], created_by[2048];
+    snprintf(source, sizeof source, "%s world (docs/world-models.md), policy %s, seed %d; clip i is episode i", o->world,
+             o->policy ? "noisy-expert" : "random", o->seed);
+    tool_created_by(argc, argv, "data synth", created_by, sizeof created_by);
+    const StoreLayout layout = {.frames = o->frames, .height = o->height, .width = o->width,
+                                .deflate_level = o->deflate, .state_dim = tworooms ? 2 : 5,
+                                .state_names = tworooms ? TWOROOMS_NAMES : PUSHT_NAMES, .action_dim = 2,
+                                .fps = tworooms ? 10.0 : PUSHT_CONTROL_HZ, .source = source, .created_by = created_by};
+    const double t0 = now_seconds();
+    StoreWriter *w = store_writer_create(o->out, &layout, o->force);
+    synth_clips(o, &layout, w);
+    const int64_t written = store_writer_close(w);
+    printf("%s: %lld episodes of %d frames of %dx%d (%s) with actions in %.1f s\n", o->out, (long long)written,
+           o->frames, o->height, o->width, o->world, now_seconds() - t0);
+    return JEPA_EXIT_OK;
 }
 
 static int cmd_synth(int argc, char **argv) {
@@ -215,6 +273,7 @@ static int cmd_synth(int argc, char **argv) {
     parse_synth(argc, argv, &o);
     char source[512], created_by[2048];
     const BallsWorldConfig *b = &o.balls;
+    if (world_has_actions(o.world)) return synth_action_world(&o, argc, argv);
     snprintf(source, sizeof source,
              "balls world: %d balls, radius [%g, %g] px, speed [%g, %g] px per physics frame, %d colours, frame "
              "step %d, seed %d; clip i is sample i",
@@ -309,8 +368,15 @@ static void summarise_ints(const Store *s, const char *dataset, int64_t *distinc
 static void print_clips_summary(const Store *s) {
     const StoreShape *sh = &s->shape;
     const double raw = (double)s->clip_bytes * sh->clips, mib = 1024.0 * 1024.0;
-    printf("  clips      /clips uint8 [%lld,%d,%d,%d,3], one chunk per clip [1,%d,%d,%d,3], %s\n", (long long)sh->clips,
-           sh->frames, sh->height, sh->width, sh->frames, sh->height, sh->width, s->deflate ? "deflate" : "no compression");
+    if (s->codec == STORE_CODEC_JPEG) {
+        store_check_offsets(s);  // every row, before any clip is read
+        printf("  clips      %lld clips of %d JPEG frames of %dx%d, quality %d: /frames uint8 [%llu] in chunks of %zu "
+               "bytes, /frame_offsets int64 [%lld,%d] (every row checked)\n", (long long)sh->clips, sh->frames,
+               sh->width, sh->height, s->jpeg_quality, (unsigned long long)s->stored_bytes, s->frames_chunk,
+               (long long)sh->clips, sh->frames + 1);
+    } else
+        printf("  clips      /clips uint8 [%lld,%d,%d,%d,3], one chunk per clip [1,%d,%d,%d,3], %s\n", (long long)sh->clips,
+               sh->frames, sh->height, sh->width, sh->frames, sh->height, sh->width, s->deflate ? "deflate" : "no compression");
     printf("  stored     %.1f MiB for %.1f MiB of pixels (%.2fx)\n", s->stored_bytes / mib, raw / mib,
            raw / (double)s->stored_bytes);
     printf("  sampling   T = %d frames: data.num_frames x data.sampling_rate <= %d (V-JEPA's 16 x 4 = 64 %s)\n",
@@ -359,8 +425,8 @@ static int cmd_info(int argc, char **argv) {
     PixelStats p;
     check_pixels(s, &p);
     const double mean = p.sum / (double)p.count, var = p.sum_sq / (double)p.count - mean * mean;
-    printf("  pixels     %d clips read and inflated: mean %.1f, std %.1f, range [%d, %d]\n",
-           (int)(s->shape.clips < 8 ? s->shape.clips : 8), mean, sqrt(var > 0 ? var : 0), p.min, p.max);
+    printf("  pixels     %d clips read and %s: mean %.1f, std %.1f, range [%d, %d]\n",
+           (int)(s->shape.clips < 8 ? s->shape.clips : 8), s->codec == STORE_CODEC_JPEG ? "decoded" : "inflated", mean, sqrt(var > 0 ? var : 0), p.min, p.max);
     printf("ok: %s is a valid store\n", s->path);
     store_close(s);
     return JEPA_EXIT_OK;
@@ -374,11 +440,13 @@ typedef struct {
     int n_videos;
     int height, width, frames, stride, deflate, force;
     double fps;  // 0 = keep each video's rate
+    StoreCodec codec;
+    int quality;  // JPEG quality
 } ConvertOptions;
 
 static void parse_convert(int argc, char **argv, ConvertOptions *o) {
     ToolArgs a = {argc, argv, 0, "data convert"};
-    *o = (ConvertOptions){.height = 256, .width = 256, .frames = 64, .deflate = 1};
+    *o = (ConvertOptions){.height = 256, .width = 256, .frames = 64, .deflate = 1, .quality = 90};
     o->videos = xcalloc((size_t)argc + 1, sizeof(char *));
     while (a.next < argc) {
         const char *arg = argv[a.next++];
@@ -389,7 +457,12 @@ static void parse_convert(int argc, char **argv, ConvertOptions *o) {
         else if (!strcmp(arg, "--stride")) o->stride = tool_int(&a, arg, 1, 1 << 24);
         else if (!strcmp(arg, "--fps")) o->fps = tool_int(&a, arg, 1, 1000);
         else if (!strcmp(arg, "--deflate")) o->deflate = tool_int(&a, arg, 0, 9);
-        else if (!strcmp(arg, "--force")) o->force = 1;
+        else if (!strcmp(arg, "--quality")) o->quality = tool_int(&a, arg, 1, 100);
+        else if (!strcmp(arg, "--codec")) {
+            const char *c = tool_value(&a, arg);
+            if (strcmp(c, "raw") && strcmp(c, "jpeg")) die_input("data convert: --codec '%s': expected raw or jpeg", c);
+            o->codec = strcmp(c, "jpeg") ? STORE_CODEC_RAW : STORE_CODEC_JPEG;
+        } else if (!strcmp(arg, "--force")) o->force = 1;
         else if (arg[0] == '-' && arg[1]) die_unknown_option(&a, arg);
         else o->videos[o->n_videos++] = arg;
     }
@@ -538,7 +611,8 @@ static void convert_videos(const ConvertOptions *o, const char *created_by) {
     snprintf(source, sizeof source, "%d video(s) cut by jepa data convert into clips of %d frames every %d, %dx%d%s",
              o->n_videos, o->frames, o->stride, o->height, o->width, o->fps > 0 ? ", resampled" : "");
     const StoreLayout layout = {.frames = o->frames, .height = o->height, .width = o->width,
-                                .deflate_level = o->deflate, .fps = fps, .source = source, .created_by = created_by};
+                                .deflate_level = o->deflate, .fps = fps, .source = source, .created_by = created_by,
+                                .codec = o->codec, .jpeg_quality = o->quality};
     const size_t frame_bytes = (size_t)o->height * o->width * 3;
     ConvertState c = {o, &layout, store_writer_create(o->out, &layout, o->force), xmalloc(o->frames * frame_bytes),
                       xmalloc(o->frames * frame_bytes), xmalloc(store_chunk_bound(&layout)), 0, 0, frames_total};
@@ -549,8 +623,8 @@ static void convert_videos(const ConvertOptions *o, const char *created_by) {
         die_input("data convert: no video gave a clip of %d frames ---> HINT: lower --frames", o->frames);
     }
     tool_progress("done", 1, 1);
-    printf("%s: %lld clips of %d frames of %dx%d from %d videos\n", o->out, (long long)c.clips, o->frames, o->height,
-           o->width, o->n_videos);
+    printf("%s: %lld clips of %d frames of %dx%d from %d videos%s\n", o->out, (long long)c.clips, o->frames,
+           o->height, o->width, o->n_videos, o->codec == STORE_CODEC_JPEG ? ", JPEG frames" : "");
     free(c.ring);
     free(c.clip);
     free(c.chunk);
@@ -565,7 +639,8 @@ static void convert_h5(const ConvertOptions *o, const char *created_by) {
                                 .deflate_level = o->deflate, .state_dim = x->state_dim,
                                 .state_names = (const char(*)[STORE_STATE_NAME])x->state_names,
                                 .action_dim = x->action_dim, .has_labels = x->has_labels, .fps = x->fps,
-                                .source = x->source, .created_by = created_by};
+                                .source = x->source, .created_by = created_by, .codec = o->codec,
+                                .jpeg_quality = o->quality};
     StoreWriter *w = store_writer_create(o->out, &layout, o->force);
     uint8_t *rgb = xmalloc((size_t)sh->frames * sh->height * sh->width * 3), *chunk = xmalloc(store_chunk_bound(&layout));
     float *states = xmalloc(sizeof(float) * ((size_t)sh->frames * x->state_dim + 1));
@@ -583,8 +658,8 @@ static void convert_h5(const ConvertOptions *o, const char *created_by) {
         tool_progress(what, (double)i + 1, (double)sh->clips);
     }
     store_writer_close(w);
-    printf("%s: %lld clips of %d frames of %dx%d rewritten from %s, one chunk per clip\n", o->out, (long long)sh->clips,
-           sh->frames, sh->height, sh->width, o->from_h5);
+    printf("%s: %lld clips of %d frames of %dx%d rewritten from %s, %s\n", o->out, (long long)sh->clips,
+           sh->frames, sh->height, sh->width, o->from_h5, o->codec == STORE_CODEC_JPEG ? "JPEG frames" : "one chunk per clip");
     store_any_close(&in);
     free(rgb);
     free(chunk);
@@ -610,7 +685,7 @@ int data_command(int argc, char **argv) {
     if (argc < 1) return fputs(DATA_HELP, stderr), JEPA_EXIT_BAD_INPUT;
     if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) return fputs(DATA_HELP, stdout), JEPA_EXIT_OK;
     if (!strcmp(argv[0], "synth")) return cmd_synth(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "info") || !strcmp(argv[0], "check")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(argv[0], "convert")) return cmd_convert(argc - 1, argv + 1);
     die_input("data: unknown command '%s' (commands: synth, info, convert; see jepa data --help)", argv[0]);
 }

@@ -30,9 +30,11 @@ int export_layout(const TensorTable *t, const ModelDims *d, ExportWhat what, Exp
     const ModuleId module = what == EXPORT_PREDICTOR ? MODULE_PREDICTOR : MODULE_ENCODER;
     const char *prefix = module == MODULE_PREDICTOR ? "predictor." : "encoder.";
     int count = 0;
-    // A module's own parameters come before its submodules' in a state_dict: the position table first.
-    if (module == MODULE_ENCODER) set_position_table(&out[count++], "pos_embed", d->tokens, d->enc.width);
-    else set_position_table(&out[count++], "predictor_pos_embed", d->tokens, d->pred.width);
+    // A module's own parameters come before its submodules' in a state_dict: the position table first. V-JEPA 2's
+    // RoPE modules hold none (pos_embed = None is no state_dict entry).
+    if (!d->rope && module == MODULE_ENCODER) set_position_table(&out[count++], "pos_embed", d->tokens, d->enc.width);
+    if (!d->rope && module == MODULE_PREDICTOR)
+        set_position_table(&out[count++], "predictor_pos_embed", d->tokens, d->pred.width);
     for (int i = 0; i < t->count; i++) {
         const TensorSpec *s = &t->tensors[i];
         if (s->module != module) continue;

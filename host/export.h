@@ -16,7 +16,7 @@ typedef struct {
 
 // 0 and *what for "target", "encoder" or "predictor"; -1 otherwise.
 int export_what_parse(const char *text, ExportWhat *what);
-// The official module's state_dict for `what`, in its order (the position table first); returns the count (out holds table.count + 1).
+// The official module's state_dict for `what`, in its order (the position table first, none with rope3d); returns the count (out holds table.count + 1).
 int export_layout(const TensorTable *t, const ModelDims *d, ExportWhat what, ExportTensor *out);
 // The layout for a config: d and t receive its dims and tensor table (free t), *count the entries (free the result).
 ExportTensor *export_layout_for(const Config *cfg, ExportWhat what, ModelDims *d, TensorTable *t, int *count);

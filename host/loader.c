@@ -190,13 +190,22 @@ static void render_frame(const uint8_t *frame, int W, const SamplePlan *plan, co
     }
 }
 
+void sample_norm_coefficients(float gain[3], float bias[3]) {
+    for (int c = 0; c < 3; c++) {
+        gain[c] = (float)(1.0 / (255.0 * DATA_STD[c]));
+        bias[c] = (float)(-DATA_MEAN[c] / DATA_STD[c]);
+    }
+}
+
 void sample_render(const SampleSpace *space, const SamplePlan *plan, const uint8_t *frames, int height, int width,
                    float *out) {
     const int S = space->crop;
     float *gain = xmalloc(sizeof(float) * 3 * (size_t)S), *bias = xmalloc(sizeof(float) * 3 * (size_t)S);
+    float channel_gain[3], channel_bias[3];
+    sample_norm_coefficients(channel_gain, channel_bias);
     for (int i = 0; i < 3 * S; i++) {
-        gain[i] = (float)(1.0 / (255.0 * DATA_STD[i % 3]));
-        bias[i] = (float)(-DATA_MEAN[i % 3] / DATA_STD[i % 3]);
+        gain[i] = channel_gain[i % 3];
+        bias[i] = channel_bias[i % 3];
     }
     RowCache cache = {{xmalloc(sizeof(float) * 3 * (size_t)S), xmalloc(sizeof(float) * 3 * (size_t)S)}, {-1, -1}};
     Taps ys = taps_for(plan->crop_h, S, 0), xs = taps_for(plan->crop_w, S, plan->flip);
@@ -257,7 +266,7 @@ static void load_sample(const Loader *l, StoreReader *reader, int64_t position, 
     sample_plan(&l->space, position, &plan);
     const Store *s = l->store[plan.store];
     const int F = l->space.num_frames;
-    const uint8_t *frames = store_read_frames(s, reader, plan.clip, plan.frame[0], plan.frame[F - 1] + 1);
+    const uint8_t *frames = store_read_list(s, reader, plan.clip, plan.frame, F);  // JPEG: only the F frames decoded
     sample_render(&l->space, &plan, frames, s->shape.height, s->shape.width, out);
 }
 

@@ -57,6 +57,9 @@ int64_t sample_first_position(int64_t step, int micro, int accum, int rank, int 
 // channel to (v / 255 - mean) / std (ImageNet).
 void sample_render(const SampleSpace *space, const SamplePlan *plan, const uint8_t *frames, int height, int width,
                    float *out);
+// The normalisation as out = v * gain[c] + bias[c] on v in [0, 255]: gain = 1 / (255 std), bias = -mean / std
+// (ImageNet), rounded to float once; shared with the GPU augmentation (kernels/augment.h).
+void sample_norm_coefficients(float gain[3], float bias[3]);
 
 // ---------------------------------------------------------------------------------------------------- loader
 

@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "eval.h"
 #include "export.h"
 #include "backend_cuda.h"
 #include "bench.h"
@@ -12,6 +13,8 @@
 #include "provenance.h"
 #include "tools.h"
 #include "train.h"
+#include "model_ac.h"
+#include "plan.h"
 
 static const char *MAIN_HELP =
     "usage: jepa <command> [options]\n"
@@ -26,6 +29,9 @@ static const char *MAIN_HELP =
     "                                 timed against measured ceilings and peer figures (see `jepa bench --help`)\n"
     "  export CKPT -o FILE            weights under the official V-JEPA names (see `jepa export --help`)\n"
     "  checkpoint verify DIR...       check each checkpoint folder's manifest, sizes, hashes and headers\n"
+    "  plan CONFIG --checkpoint DIR   plan in a built-in world with an action-conditioned model (docs/world-models.md)\n"
+    "  eval probe|surprise ...        probe frozen features; surprise at impossible events (see `jepa eval --help`)\n"
+    "  embed --checkpoint DIR ...     frozen features of a store's clips to HDF5 (see `jepa embed --help`)\n"
     "\n"
     "options:\n"
     "  --version                      version, commit, build flags and library versions\n"
@@ -98,6 +104,7 @@ static int cmd_train(int argc, char **argv, int full_argc, char **full_argv) {
     if (dry_run) return train_dry_run(&cfg);
     char command[4096];
     join_command(full_argc, full_argv, command, sizeof(command));
+    if (strcmp(cfg.ac.kind, "ac") == 0) return ac_train(&cfg, command);  // docs/world-models.md
     return train_run(&cfg, command);
 }
 
@@ -106,7 +113,7 @@ static const char *EXPORT_HELP =
     "\n"
     "Writes one module of a checkpoint under the official V-JEPA state_dict names and layouts (VisionTransformer for\n"
     "target and encoder, VisionTransformerPredictor for predictor; Conv3d patch weight, fused qkv, the fixed sincos\n"
-    "pos_embed / predictor_pos_embed included), so that in PyTorch\n"
+    "pos_embed / predictor_pos_embed included; none for V-JEPA 2's model.pos_embed: rope3d), so that in PyTorch\n"
     "  model.load_state_dict(safetensors.torch.load_file(FILE), strict=True)\n"
     "loads it into the official class built with the same sizes. CKPT is a checkpoint folder\n"
     "(RUN/checkpoints/step_000123) or a run folder (its newest checkpoint that verifies). docs/checkpoints.md.\n"
@@ -217,5 +224,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "data") == 0) return data_command(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return bench_command(argc - 2, argv + 2);
     if (strcmp(cmd, "checkpoint") == 0) return cmd_checkpoint(argc - 2, argv + 2);
-    die_input("unknown command '%s' (commands: train, config, export, data, bench, checkpoint; see jepa --help)", cmd);
+    if (strcmp(cmd, "eval") == 0) return eval_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "plan") == 0) return plan_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "embed") == 0) return embed_command(argc - 2, argv + 2);
+    die_input("unknown command '%s' (commands: train, config, export, data, bench, checkpoint, eval, embed; see jepa --help)", cmd);
 }

@@ -21,14 +21,17 @@
 typedef struct {
     const char *name;
     int width, depth, heads;
+    double mlp_ratio;  // the encoder's, fixed by the official definition; 0 = model.mlp_ratio
 } VitPreset;
 
 static const VitPreset VIT_PRESETS[] = {
-    {"vit_tiny", 192, 12, 3},   {"vit_small", 384, 12, 6},  {"vit_base", 768, 12, 12},
-    {"vit_large", 1024, 24, 16}, {"vit_huge", 1280, 32, 16}, {"vit_custom", 0, 0, 0},
+    {"vit_tiny", 192, 12, 3, 0},   {"vit_small", 384, 12, 6, 0},  {"vit_base", 768, 12, 12, 0},
+    {"vit_large", 1024, 24, 16, 0}, {"vit_huge", 1280, 32, 16, 0},
+    {"vit_giant_xformers", 1408, 40, 22, 48.0 / 11.0},  // V-JEPA 2's giant: 22 heads of 64, MLP 6144
+    {"vit_custom", 0, 0, 0, 0},
 };
 
-static void stack_dims_set(StackDims *s, int width, int depth, int heads, double mlp_ratio, ModuleId module,
+void stack_dims_set(StackDims *s, int width, int depth, int heads, double mlp_ratio, ModuleId module,
                            const char *what) {
     if (width <= 0 || depth <= 0 || heads <= 0)
         die_input("%s: width, depth and heads must be positive (got %d, %d, %d)", what, width, depth, heads);
@@ -54,7 +57,8 @@ void model_dims_from_config(const Config *cfg, ModelDims *d) {
     const int heads = cfg->model.num_heads ? cfg->model.num_heads : preset->heads;
     if (width == 0 || depth == 0 || heads == 0)
         die_input("model.model_name: vit_custom needs model.embed_dim, model.depth and model.num_heads");
-    stack_dims_set(&d->enc, width, depth, heads, cfg->model.mlp_ratio, MODULE_ENCODER, "model (encoder)");
+    const double enc_mlp_ratio = preset->mlp_ratio ? preset->mlp_ratio : cfg->model.mlp_ratio;
+    stack_dims_set(&d->enc, width, depth, heads, enc_mlp_ratio, MODULE_ENCODER, "model (encoder)");
     const int pred_heads = cfg->model.pred_num_heads ? cfg->model.pred_num_heads : heads;  // v1: encoder's heads
     stack_dims_set(&d->pred, cfg->model.pred_embed_dim, cfg->model.pred_depth, pred_heads, cfg->model.mlp_ratio,
                    MODULE_PREDICTOR, "model (predictor)");
@@ -71,9 +75,18 @@ void model_dims_from_config(const Config *cfg, ModelDims *d) {
     d->num_masks = cfg->num_masks;
     d->num_mask_tokens = cfg->num_masks;
     d->checkpoint_activations = cfg->model.checkpoint_activations;
+    d->rope = strcmp(cfg->model.pos_embed, "rope3d") == 0;
+    d->shared_mask_token = cfg->model.shared_mask_token;
+    d->depth_scaled_init = cfg->model.depth_scaled_init;
+    StackDims *stacks[2] = {&d->enc, &d->pred};
+    for (int i = 0; i < 2; i++) {
+        stacks[i]->rope = d->rope;
+        stacks[i]->grid_h = d->grid_h;
+        stacks[i]->grid_w = d->grid_w;
+    }
 }
 
-static int add_linear(TensorTable *t, ModuleId m, const char *prefix, int64_t out, int64_t in) {
+int add_linear(TensorTable *t, ModuleId m, const char *prefix, int64_t out, int64_t in) {
     char name[96];
     snprintf(name, sizeof(name), "%s.weight", prefix);
     const int w = table_add(t, m, INIT_TRUNC_NORMAL, name, 2, (int64_t[]){out, in});
@@ -92,7 +105,7 @@ static int add_layernorm(TensorTable *t, ModuleId m, const char *prefix, int64_t
 }
 
 // Blocks in the order TENSORS_PER_BLOCK assumes, then the final norm.
-static void add_stack(TensorTable *t, StackDims *s, const char *blocks_prefix, const char *norm_name) {
+void add_stack(TensorTable *t, StackDims *s, const char *blocks_prefix, const char *norm_name) {
     char p[96];
     const int C = s->width;
     for (int l = 0; l < s->depth; l++) {
@@ -114,6 +127,18 @@ static void add_stack(TensorTable *t, StackDims *s, const char *blocks_prefix, c
     s->norm_tensor = add_layernorm(t, s->module, norm_name, C);
 }
 
+// The official models' _rescale_blocks: attn.proj and mlp.fc2 weights of block l (1-based) divided by sqrt(2l) after
+// their draw, i.e. drawn with that smaller std (V-JEPA 2 keeps it; V-JEPA v1's script re-initialises it away).
+static void depth_scale_init(TensorTable *t, const StackDims *s) {
+    enum { PROJ_W = 4, FC2_W = 10 };  // within a block's TENSORS_PER_BLOCK, in add_stack's order
+    for (int l = 0; l < s->depth; l++) {
+        TensorSpec *b = &t->tensors[s->first_block_tensor + l * TENSORS_PER_BLOCK];
+        JEPA_ASSERT(strstr(b[PROJ_W].name, "attn.proj.weight") && strstr(b[FC2_W].name, "mlp.fc2.weight"));
+        b[PROJ_W].init_std /= sqrt(2.0 * (l + 1));
+        b[FC2_W].init_std /= sqrt(2.0 * (l + 1));
+    }
+}
+
 void model_build_table(const ModelDims *dims_in, TensorTable *t) {
     ModelDims *d = (ModelDims *)dims_in;  // fills the table indices into dims
     memset(t, 0, sizeof(*t));
@@ -131,6 +156,7 @@ void model_build_table(const ModelDims *dims_in, TensorTable *t) {
         if (g == 0) d->mask_token0 = idx;
     }
     add_stack(t, &d->pred, "predictor.predictor_blocks", "predictor.predictor_norm");
+    if (d->depth_scaled_init) depth_scale_init(t, &d->enc), depth_scale_init(t, &d->pred);
     d->pred_proj_w = add_linear(t, MODULE_PREDICTOR, "predictor.predictor_proj", D, P);
     d->pred_proj_b = d->pred_proj_w + 1;
     table_finish(t);
@@ -167,32 +193,7 @@ void sincos_3d_table(int dim, int grid_t, int grid_h, int grid_w, int uniform_po
 
 // ---------------------------------------------------------------- activations
 
-// Saved activations of one transformer block, R = B*n rows.
-typedef struct {
-    void *ln1, *ln1_mean, *ln1_rstd;  // [R,C], [R], [R]
-    void *qkv;                        // [B,n,3,H,hd]
-    void *att, *lse;                  // [B,n,C], [B,H,n]
-    void *x_mid;                      // [R,C] residual stream after attention
-    void *ln2, *ln2_mean, *ln2_rstd;  // [R,C], [R], [R]
-    void *fc1, *gelu;                 // [R,hidden] pre- and post-GELU
-} BlockActs;
-
-typedef enum { STACK_NO_GRAD, STACK_SAVE, STACK_RECOMPUTE } StackMode;
-
-// Activations of a block stack run on [B, n] tokens.
-typedef struct {
-    const StackDims *dims;
-    StackMode mode;
-    int B, n;
-    void **x;                       // residual stream [B,n,C]: depth+1 entries (2, ping-pong, for NO_GRAD)
-    BlockActs *blk;                 // depth entries when STACK_SAVE, else 1 (scratch)
-    void *out, *out_mean, *out_rstd;  // final norm [B,n,C], [R], [R]
-    // backward scratch
-    void *d_stream;                 // [B,n,C] gradient of the residual stream
-    void *d_ln, *d_att;             // [R,C]
-    void *d_qkv;                    // [R,3C]
-    void *d_hidden, *d_fc1;         // [R,hidden]
-} StackActs;
+// BlockActs, StackMode and StackActs are in model.h (the AC predictor runs stacks too).
 
 static void *take(Arena *a, size_t count, size_t elem) { return arena_take(a, count * elem); }
 
@@ -212,7 +213,7 @@ static void block_acts_take(Arena *a, const StackDims *s, ElemSizes z, int R, in
     b->gelu = take(a, R * Hd, z.esize);
 }
 
-static void stack_acts_take(Arena *a, const StackDims *s, ElemSizes z, StackMode mode, int B, int n, StackActs *st,
+void stack_acts_take(Arena *a, const StackDims *s, ElemSizes z, StackMode mode, int B, int n, StackActs *st,
                             BlockActs *blk_storage, void **x_storage) {
     const size_t R = (size_t)B * n, C = s->width;
     memset(st, 0, sizeof(*st));
@@ -253,6 +254,7 @@ typedef struct {
 // Buffers of one generator's forward and backward.
 typedef struct {
     int32_t *ctx_idx, *tgt_idx;  // [B,nc], [B,nt]
+    int32_t *pred_idx;           // [B,nc+nt] grid index of each predictor token (context then targets), for RoPE
     StackActs enc, pred;
     BlockActs *enc_blk, *pred_blk;
     void **enc_x, **pred_x;
@@ -291,8 +293,11 @@ static void gen_buffers_take(Arena *a, const ModelDims *d, ElemSizes z, int B, i
     const StackMode mode = d->checkpoint_activations ? STACK_RECOMPUTE : STACK_SAVE;
     g->ctx_idx = take(a, (size_t)B * nc, sizeof(int32_t));
     g->tgt_idx = take(a, (size_t)B * nt, sizeof(int32_t));
+    g->pred_idx = take(a, (size_t)B * (nc + nt), sizeof(int32_t));
     stack_acts_take(a, &d->enc, z, mode, B, nc, &g->enc, gs->enc_blk, gs->enc_x);
     stack_acts_take(a, &d->pred, z, mode, B, nc + nt, &g->pred, gs->pred_blk, gs->pred_x);
+    g->enc.pos = g->ctx_idx;  // the context tokens keep their positions in the clip
+    g->pred.pos = g->pred_idx;
     g->pz = take(a, (size_t)B * nc * P, z.esize);
     g->ptok = take(a, (size_t)B * nt * P, z.esize);
     g->yt = take(a, (size_t)B * nt * P, z.esize);
@@ -339,12 +344,15 @@ static BlockTensors block_tensors(const Model *m, void *base, size_t elem, const
 
 // ---------------------------------------------------------------- block and stack
 
+// pos [B,n]: the tokens' grid indices for RoPE (NULL: 0..n-1); unused without it.
 static void block_forward(Backend *be, const StackDims *s, const BlockTensors *w, BlockActs *a, const void *x_in,
-                          void *x_out, int B, int n) {
+                          void *x_out, int B, int n, const int32_t *pos) {
     const int R = B * n, C = s->width, Hd = s->mlp_hidden;
     be->layernorm_fwd(be, a->ln1, a->ln1_mean, a->ln1_rstd, x_in, w->ln1_w, w->ln1_b, R, C, s->ln_eps);
     be->matmul_fwd(be, a->qkv, a->ln1, w->qkv_w, w->qkv_b, R, 3 * C, C);
-    be->attention_fwd(be, a->att, a->lse, a->qkv, B, n, s->heads, s->head_dim, 0);
+    // V-JEPA 2: q and k rotated in place; the attention (and its backward) sees the rotated qkv
+    if (s->rope) be->rope_qk(be, a->qkv, pos, B, n, s->heads, s->head_dim, s->grid_h, s->grid_w, 0);
+    be->attention_fwd(be, a->att, a->lse, a->qkv, B, n, s->heads, s->head_dim, s->frame_tokens);
     be->matmul_fwd(be, x_out, a->att, w->proj_w, w->proj_b, R, C, C);  // x_out holds the branch for a moment
     be->add(be, a->x_mid, x_out, x_in, (size_t)R * C);
     be->layernorm_fwd(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, w->ln2_w, w->ln2_b, R, C, s->ln_eps);
@@ -369,14 +377,16 @@ static void block_backward(Backend *be, const StackDims *s, const BlockTensors *
     be->zero(be, st->d_att, (size_t)R * C * es);
     be->matmul_bwd(be, st->d_att, g->proj_w, g->proj_b, d, a->att, w->proj_w, R, C, C);
     be->zero(be, st->d_qkv, (size_t)R * 3 * C * es);
-    be->attention_bwd(be, st->d_qkv, st->d_att, a->qkv, a->att, a->lse, B, n, s->heads, s->head_dim, 0);
+    be->attention_bwd(be, st->d_qkv, st->d_att, a->qkv, a->att, a->lse, B, n, s->heads, s->head_dim, s->frame_tokens);
+    if (s->rope)  // back through the rotation: the gradient w.r.t. the projection's output
+        be->rope_qk(be, st->d_qkv, st->pos, B, n, s->heads, s->head_dim, s->grid_h, s->grid_w, 1);
     be->zero(be, st->d_ln, (size_t)R * C * es);
     be->matmul_bwd(be, st->d_ln, g->qkv_w, g->qkv_b, st->d_qkv, a->ln1, w->qkv_w, R, 3 * C, C);
     be->layernorm_bwd(be, d, g->ln1_w, g->ln1_b, st->d_ln, x_in, w->ln1_w, a->ln1_mean, a->ln1_rstd, R, C);
 }
 
 // st->x[0] holds the input; st->out receives the final-normed output.
-static void stack_forward(Model *m, void *weights, StackActs *st) {
+void stack_forward(Model *m, void *weights, StackActs *st) {
     Backend *be = m->be;
     const StackDims *s = st->dims;
     const int R = st->B * st->n;
@@ -386,7 +396,7 @@ static void stack_forward(Model *m, void *weights, StackActs *st) {
         BlockActs *a = &st->blk[st->mode == STACK_SAVE ? l : 0];
         const int in = st->mode == STACK_NO_GRAD ? l % 2 : l;
         const int out = st->mode == STACK_NO_GRAD ? (l + 1) % 2 : l + 1;
-        block_forward(be, s, &w, a, st->x[in], st->x[out], st->B, st->n);
+        block_forward(be, s, &w, a, st->x[in], st->x[out], st->B, st->n, st->pos);
         last = out;
     }
     void *norm_w = tensor_at(m, weights, s->norm_tensor, be->esize);
@@ -395,7 +405,7 @@ static void stack_forward(Model *m, void *weights, StackActs *st) {
 }
 
 // d_out [B,n,C]: gradient of st->out. Leaves the gradient of x[0] in st->d_stream.
-static void stack_backward(Model *m, StackActs *st, const void *d_out) {
+void stack_backward(Model *m, StackActs *st, const void *d_out) {
     Backend *be = m->be;
     const StackDims *s = st->dims;
     const int R = st->B * st->n, C = s->width;
@@ -408,7 +418,8 @@ static void stack_backward(Model *m, StackActs *st, const void *d_out) {
         const BlockTensors g = block_tensors(m, m->grads, be->msize, s, l);
         BlockActs *a = &st->blk[st->mode == STACK_SAVE ? l : 0];
         // Recompute writes x[l+1] again with the same values; nothing after this block needs it.
-        if (st->mode == STACK_RECOMPUTE) block_forward(be, s, &w, a, st->x[l], st->x[l + 1], st->B, st->n);
+        if (st->mode == STACK_RECOMPUTE)
+            block_forward(be, s, &w, a, st->x[l], st->x[l + 1], st->B, st->n, st->pos);
         block_backward(be, s, &w, &g, a, st->x[l], st, st->d_stream);
         if (m->on_block_grads) m->on_block_grads(m->hook_ctx, s->module, l);
     }
@@ -422,7 +433,7 @@ static void embed_patches(Model *m, void *weights, const MicroBuffers *mb, void 
     const ModelDims *d = &m->dims;
     be->matmul_fwd(be, out, mb->patches, tensor_at(m, weights, d->patch_w, be->esize),
                    tensor_at(m, weights, d->patch_b, be->esize), B * d->tokens, d->enc.width, d->patch_dim);
-    be->add_rows(be, out, m->pos_enc, NULL, B, d->tokens, d->enc.width);
+    if (m->pos_enc) be->add_rows(be, out, m->pos_enc, NULL, B, d->tokens, d->enc.width);  // none with RoPE
 }
 
 static void target_features(Model *m, MicroBuffers *mb, int B, double scale) {
@@ -439,6 +450,16 @@ static void target_features(Model *m, MicroBuffers *mb, int B, double scale) {
 static void upload_masks(Backend *be, const MaskBatch *mk, GenBuffers *g) {
     be->upload(be, g->ctx_idx, mk->ctx, (size_t)mk->B * mk->n_ctx * sizeof(int32_t));
     be->upload(be, g->tgt_idx, mk->tgt, (size_t)mk->B * mk->n_tgt * sizeof(int32_t));
+    // The predictor's tokens in their order there, [context, targets] per sample (RoPE positions). upload copies
+    // the host memory before it returns, so the staging array may go at once.
+    const int nc = mk->n_ctx, nt = mk->n_tgt, n = nc + nt;
+    int32_t *both = xmalloc((size_t)mk->B * n * sizeof(int32_t));
+    for (int b = 0; b < mk->B; b++) {
+        memcpy(both + (size_t)b * n, mk->ctx + (size_t)b * nc, (size_t)nc * sizeof(int32_t));
+        memcpy(both + (size_t)b * n + nc, mk->tgt + (size_t)b * nt, (size_t)nt * sizeof(int32_t));
+    }
+    be->upload(be, g->pred_idx, both, (size_t)mk->B * n * sizeof(int32_t));
+    free(both);
 }
 
 static void generator_forward(Model *m, MicroBuffers *mb, GenBuffers *g, int gen, int B, int nc, int nt,
@@ -455,10 +476,10 @@ static void generator_forward(Model *m, MicroBuffers *mb, GenBuffers *g, int gen
     // predictor input: [embedded context + ppos(ctx), mask token + ppos(tgt)]
     be->matmul_fwd(be, g->pz, g->enc.out, tensor_at(m, W, d->pred_embed_w, es), tensor_at(m, W, d->pred_embed_b, es),
                    B * nc, P, D);
-    be->add_rows(be, g->pz, m->pos_pred, g->ctx_idx, B, nc, P);
-    const int token = d->mask_token0 + gen % d->num_mask_tokens;
+    if (m->pos_pred) be->add_rows(be, g->pz, m->pos_pred, g->ctx_idx, B, nc, P);
+    const int token = d->mask_token0 + (d->shared_mask_token ? 0 : gen % d->num_mask_tokens);
     be->broadcast_row(be, g->ptok, tensor_at(m, W, token, es), B * nt, P);
-    be->add_rows(be, g->ptok, m->pos_pred, g->tgt_idx, B, nt, P);
+    if (m->pos_pred) be->add_rows(be, g->ptok, m->pos_pred, g->tgt_idx, B, nt, P);
     be->copy_tokens(be, g->pred.x[0], nc + nt, 0, g->pz, nc, 0, nc, B, P, 0);
     be->copy_tokens(be, g->pred.x[0], nc + nt, nc, g->ptok, nt, 0, nt, B, P, 0);
     stack_forward(m, W, &g->pred);
@@ -489,7 +510,7 @@ static void generator_backward(Model *m, MicroBuffers *mb, GenBuffers *g, int ge
     be->copy_tokens(be, d_pred_full, nc + nt, nc, g->d_yt, nt, 0, nt, B, P, 1);
     stack_backward(m, &g->pred, d_pred_full);
     // mask token gradient: sum over all target rows
-    const int token = d->mask_token0 + gen % d->num_mask_tokens;
+    const int token = d->mask_token0 + (d->shared_mask_token ? 0 : gen % d->num_mask_tokens);
     be->copy_tokens(be, g->d_yt, nt, 0, g->pred.d_stream, nc + nt, nc, nt, B, P, 0);
     be->sum_rows(be, tensor_at(m, G, token, ms), g->d_yt, B * nt, P);
     // predictor embedding
@@ -547,6 +568,55 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
     model_mark_phase(m, PHASE_LOOP);
 }
 
+// ---------------------------------------------------------------- evaluation (frozen forward passes)
+
+// Copies B host clips in through slot 0 and patchifies them into mb->patches.
+static void eval_patchify(Model *m, const float *clips, int B, MicroBuffers *mb) {
+    Backend *be = m->be;
+    const ModelDims *d = &m->dims;
+    memcpy(model_input_host(m, 0, B), clips, model_clip_elems(d, B) * sizeof(float));
+    model_stage_clips(m, 0, B);
+    be->wait_input(be, 0);
+    be->patchify(be, mb->patches, m->clips[0], B, d->frames, d->crop, d->crop, d->tubelet, d->patch);
+    be->input_consumed(be, 0);
+}
+
+void model_encode(Model *m, const float *clips, int B, int use_target, double *out) {
+    Backend *be = m->be;
+    const ModelDims *d = &m->dims;
+    JEPA_ASSERT(B <= m->max_batch);
+    arena_reset(&m->arena, 0);
+    MicroBuffers mb;
+    micro_buffers_take(&m->arena, d, (ElemSizes){be->esize, be->ssize}, B, &mb);
+    eval_patchify(m, clips, B, &mb);
+    void *weights = use_target ? m->target_work : m->work;
+    embed_patches(m, weights, &mb, mb.target.x[0], B);
+    stack_forward(m, weights, &mb.target);
+    be->download_f64(be, out, mb.target.out, be->esize, (size_t)B * d->tokens * d->enc.width);
+}
+
+void model_predict(Model *m, const float *clips, int gen, const MaskBatch *mk, double *pred, double *target) {
+    Backend *be = m->be;
+    const ModelDims *d = &m->dims;
+    const int B = mk->B;
+    const ElemSizes z = {be->esize, be->ssize};
+    JEPA_ASSERT(B <= m->max_batch && gen >= 0 && gen < d->num_masks);
+    arena_reset(&m->arena, 0);
+    MicroBuffers mb;
+    micro_buffers_take(&m->arena, d, z, B, &mb);
+    eval_patchify(m, clips, B, &mb);
+    target_features(m, &mb, B, 0.0);  // scale 0: the statistics are left as they are
+    embed_patches(m, m->work, &mb, mb.embedded, B);
+    static GenStorage gs;
+    GenBuffers g;
+    gen_buffers_take(&m->arena, d, z, B, mk->n_ctx, mk->n_tgt, &gs, &g);
+    upload_masks(be, mk, &g);
+    generator_forward(m, &mb, &g, gen, B, mk->n_ctx, mk->n_tgt, 0.0, 0.0);
+    const size_t n = (size_t)B * mk->n_tgt * d->enc.width;
+    be->download_f64(be, pred, g.pred_out, be->esize, n);
+    be->download_f64(be, target, g.h_tgt, be->esize, n);
+}
+
 // ---------------------------------------------------------------- input
 
 size_t model_clip_elems(const ModelDims *d, int B) { return (size_t)B * d->frames * d->crop * d->crop * 3; }
@@ -593,8 +663,10 @@ Model *model_create(const Config *cfg, Backend *be) {
     be->copy(be, m->target, m->params, enc * be->msize);  // the target starts as a copy of the encoder
     be->cast_params(be, m->work, m->params, total);
     be->cast_params(be, m->target_work, m->target, enc);
-    upload_table(be, &m->pos_enc, d->tokens, d->enc.width, cfg->model.uniform_power, d);
-    upload_table(be, &m->pos_pred, d->tokens, d->pred.width, cfg->model.uniform_power, d);
+    if (!d->rope) {  // V-JEPA 2's RoPE has no additive table
+        upload_table(be, &m->pos_enc, d->tokens, d->enc.width, cfg->model.uniform_power, d);
+        upload_table(be, &m->pos_pred, d->tokens, d->pred.width, cfg->model.uniform_power, d);
+    }
     m->stats = backend_alloc(be, "the step statistics", (size_t)(d->num_masks + STAT_EXTRA) * be->ssize);
     // Plan the arena for the largest token counts: every context and every target as long as the clip.
     int n_max[CONFIG_MAX_MASKS];
@@ -649,4 +721,49 @@ void model_read_stats(Model *m, StepStats *out) {
     out->target_std = v[G + STAT_TARGET_STD];
     out->grad_norm[MODULE_ENCODER] = sqrt(v[G + STAT_SUMSQ_ENCODER]);
     out->grad_norm[MODULE_PREDICTOR] = sqrt(v[G + STAT_SUMSQ_PREDICTOR]);
+    out->nonfinite = v[G + STAT_NONFINITE] != 0;
+}
+
+// Counts the non-finite elements of a table's tensors in one flat buffer (elements of elem_size); names the first.
+static int count_nonfinite_tensors(Model *m, const void *flat, size_t elem_size, size_t numel_limit, char *first,
+                                   size_t n) {
+    const TensorTable *t = &m->table;
+    int bad = 0;
+    double *host = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < t->count; i++) {
+        const TensorSpec *ti = &t->tensors[i];
+        if (ti->offset + ti->numel > numel_limit) continue;  // the target holds the encoder's tensors only
+        if (ti->numel > cap) host = xrealloc(host, (cap = ti->numel) * sizeof(double));
+        m->be->download_f64(m->be, host, (const char *)flat + ti->offset * elem_size, elem_size, ti->numel);
+        size_t k = 0;
+        while (k < ti->numel && isfinite(host[k])) k++;
+        if (k < ti->numel && bad++ == 0) snprintf(first, n, "%s[%zu] = %g", ti->name, k, host[k]);
+    }
+    free(host);
+    return bad;
+}
+
+int model_describe_nonfinite(Model *m, char *out, size_t n) {
+    const int G = m->dims.num_masks;
+    double v[CONFIG_MAX_MASKS + STAT_EXTRA];
+    m->be->download_f64(m->be, v, m->stats, m->be->ssize, (size_t)(G + STAT_EXTRA));
+    size_t len = 0;
+    out[0] = 0;
+    for (int g = 0; g < G; g++)
+        if (!isfinite(v[g]) && len < n) len += snprintf(out + len, n - len, "loss of mask %d = %g; ", g, v[g]);
+    if (!isfinite(v[G + STAT_TARGET_STD]) && len < n)
+        len += snprintf(out + len, n - len, "target std = %g; ", v[G + STAT_TARGET_STD]);
+    char first[160] = "";
+    const int grads = count_nonfinite_tensors(m, m->grads, m->be->msize, m->table.total, first, sizeof first);
+    if (grads && len < n)
+        len += snprintf(out + len, n - len, "gradient %s (first of %d tensors in table order)", first, grads);
+    else if (len < n) len += snprintf(out + len, n - len, "all gradients finite");
+    const int params = count_nonfinite_tensors(m, m->params, m->be->msize, m->table.total, first, sizeof first);
+    const int target = count_nonfinite_tensors(m, m->target, m->be->msize, table_module_numel(&m->table, MODULE_ENCODER),
+                                               first, sizeof first);
+    if ((params || target) && len < n)
+        snprintf(out + len, n - len, "; PARAMETERS non-finite: %s (%d tensors, %d of the target)", first, params,
+                 target);
+    return params || target;
 }

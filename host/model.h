@@ -13,6 +13,9 @@
 typedef struct {
     int width, depth, heads, head_dim, mlp_hidden;
     double ln_eps;
+    int rope;                // 3D RoPE on q and k in every block (model.pos_embed: rope3d), over the token grid
+    int frame_tokens;        // 0: full attention; > 0: frame-causal over frames of this many tokens (AC predictor)
+    int grid_h, grid_w;      // tokens per row and rows per frame of that grid (positions are raster indices)
     int first_block_tensor;  // table index of blocks.0.norm1.weight
     int norm_tensor;         // table index of the final norm's weight (bias follows)
     ModuleId module;
@@ -24,6 +27,9 @@ typedef struct {
     int patch_dim;                       // 3 * tubelet * patch * patch
     int num_masks;                       // mask generators
     int num_mask_tokens;                 // V-JEPA v1: one per generator
+    int rope;                            // model.pos_embed: rope3d (V-JEPA 2): no additive sincos tables
+    int shared_mask_token;               // every generator uses mask_tokens.0 (V-JEPA 2 with one clip length)
+    int depth_scaled_init;               // attn.proj, mlp.fc2 of block l drawn with std 0.02/sqrt(2l) (V-JEPA 2)
     int checkpoint_activations;
     StackDims enc, pred;
     int patch_w, patch_b;                // table indices
@@ -34,6 +40,34 @@ typedef struct {
 typedef struct {
     size_t esize, ssize;
 } ElemSizes;
+
+// Saved activations of one transformer block, R = B*n rows.
+typedef struct {
+    void *ln1, *ln1_mean, *ln1_rstd;  // [R,C], [R], [R]
+    void *qkv;                        // [B,n,3,H,hd]
+    void *att, *lse;                  // [B,n,C], [B,H,n]
+    void *x_mid;                      // [R,C] residual stream after attention
+    void *ln2, *ln2_mean, *ln2_rstd;  // [R,C], [R], [R]
+    void *fc1, *gelu;                 // [R,hidden] pre- and post-GELU
+} BlockActs;
+
+typedef enum { STACK_NO_GRAD, STACK_SAVE, STACK_RECOMPUTE } StackMode;
+
+// Activations of a block stack run on [B, n] tokens.
+typedef struct {
+    const StackDims *dims;
+    StackMode mode;
+    int B, n;
+    const int32_t *pos;             // [B,n] grid index of each token, for RoPE; NULL: token i is at i
+    void **x;                       // residual stream [B,n,C]: depth+1 entries (2, ping-pong, for NO_GRAD)
+    BlockActs *blk;                 // depth entries when STACK_SAVE, else 1 (scratch)
+    void *out, *out_mean, *out_rstd;  // final norm [B,n,C], [R], [R]
+    // backward scratch
+    void *d_stream;                 // [B,n,C] gradient of the residual stream
+    void *d_ln, *d_att;             // [R,C]
+    void *d_qkv;                    // [R,3C]
+    void *d_hidden, *d_fc1;         // [R,hidden]
+} StackActs;
 
 typedef struct Model Model;
 typedef void (*BlockGradsHook)(void *ctx, ModuleId module, int block);
@@ -64,8 +98,8 @@ struct Model {
     void *adam_m, *adam_v;  // AdamW moments [table.total], msize
     void *target;       // target encoder master [encoder numel], msize, same offsets as the encoder
     void *target_work;  // its working copy, esize (aliases target when esize == msize)
-    void *pos_enc;      // fixed sincos [tokens, enc.width], esize
-    void *pos_pred;     // fixed sincos [tokens, pred.width], esize
+    void *pos_enc;      // fixed sincos [tokens, enc.width], esize; NULL with rope3d
+    void *pos_pred;     // fixed sincos [tokens, pred.width], esize; NULL with rope3d
     void *stats;        // the step's statistics, ssize: [num_masks] losses, target std, gradient sum of squares
                         // per module (STAT_* below); read once per step, the only host sync of a step
     Arena arena;        // activations
@@ -87,13 +121,15 @@ typedef struct {
 } MicroBatch;
 
 // Offsets into Model.stats after the per-generator losses.
-enum { STAT_TARGET_STD = 0, STAT_SUMSQ_ENCODER = 1, STAT_SUMSQ_PREDICTOR = 2, STAT_EXTRA = 3 };
+// STAT_NONFINITE: 1 when a loss, the target std or a gradient sum of squares is NaN/Inf (the update was dropped).
+enum { STAT_TARGET_STD = 0, STAT_SUMSQ_ENCODER = 1, STAT_SUMSQ_PREDICTOR = 2, STAT_NONFINITE = 3, STAT_EXTRA = 4 };
 
 typedef struct {
     double loss[CONFIG_MAX_MASKS];  // per generator, averaged over micro-batches
     double loss_mean;               // averaged over generators (what V-JEPA logs)
     double target_std;  // mean per-dimension std of the normalised target features across tokens (collapse signal)
     double grad_norm[MODULE_COUNT];  // before clipping
+    int nonfinite;                   // a loss or gradient was NaN/Inf: the optimizer step changed nothing
 } StepStats;
 
 void model_dims_from_config(const Config *cfg, ModelDims *dims);  // exits 2 on an impossible model
@@ -120,5 +156,29 @@ void model_mark_phase(Model *m, ModelPhase phase);
 void *model_stat_slot(Model *m, int which);
 // Downloads the step's statistics (synchronises).
 void model_read_stats(Model *m, StepStats *out);
+// After a step with StepStats.nonfinite: what was not finite, for the one-line report ("loss of mask 0 = nan;
+// gradient of encoder.blocks.3.attn.qkv.weight (first of 12 tensors)"). Slow (downloads the gradients tensor by
+// tensor); only called at a fault. Returns whether any parameter itself is non-finite (then skipping cannot help).
+int model_describe_nonfinite(Model *m, char *out, size_t n);
+// Frozen forward passes for evaluation (jepa eval, jepa embed); no gradients, statistics untouched. clips: host
+// [B,T,H,W,3] normalised, B <= the batch the model was created for.
+// The encoder's output after its final norm, [B,N,D], of the target encoder (use_target) or the context encoder.
+void model_encode(Model *m, const float *clips, int B, int use_target, double *out);
+// Generator gen's predictor given mk's context and target lists: pred [B,nt,D] the predictions at the targets,
+// target [B,nt,D] the target encoder's normalised features there (what the training loss compares).
+void model_predict(Model *m, const float *clips, int gen, const MaskBatch *mk, double *pred, double *target);
+// A block stack on its own (the V-JEPA encoders and predictor; the AC predictor, model_ac.c, with a Model that holds
+// only its be, table, work and grads). Activations carved from a (measuring when a->base is NULL); st->x[0] is the
+// input, st->out the final-normed output; stack_backward leaves the input's gradient in st->d_stream and
+// accumulates parameter gradients into m->grads.
+void stack_acts_take(Arena *a, const StackDims *s, ElemSizes z, StackMode mode, int B, int n, StackActs *st,
+                     BlockActs *blk_storage, void **x_storage);
+void stack_forward(Model *m, void *weights, StackActs *st);
+void stack_backward(Model *m, StackActs *st, const void *d_out);
+// Table building blocks: a stack's sizes (exits 2 naming `what` when impossible); a Linear's weight [out,in] and
+// bias (returns the weight's index); a stack's blocks then its final norm under the official names.
+void stack_dims_set(StackDims *s, int width, int depth, int heads, double mlp_ratio, ModuleId module, const char *what);
+int add_linear(TensorTable *t, ModuleId m, const char *prefix, int64_t out, int64_t in);
+void add_stack(TensorTable *t, StackDims *s, const char *blocks_prefix, const char *norm_name);
 // Fixed 3D sincos table [grid_t*grid_h*grid_w, dim] as V-JEPA builds it (uniform_power: equal axis widths).
 void sincos_3d_table(int dim, int grid_t, int grid_h, int grid_w, int uniform_power, double *table);

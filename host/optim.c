@@ -2,6 +2,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -15,12 +16,27 @@ long train_total_steps(const Config *cfg) {
     return cap > 0 && cap < full ? cap : full;
 }
 
+// After a linear warmup from start_lr (official WarmupCosineSchedule, WSDSchedule, LinearDecaySchedule):
+//   cosine   to final_lr over the rest of T, floored at final_lr (V-JEPA; final_lr = lr makes it constant, V-JEPA 2)
+//   constant lr
+//   wsd      lr, then linear to final_lr over the last decay_epochs*ipe steps of T
+//   linear   lr + (s - warmup)/(T - warmup) * (final_lr - lr): the V-JEPA 2 cooldown, whose run ends at epochs*ipe,
+//            short of T = ipe_scale*epochs*ipe, so it stops above final_lr (0.8 of the way with ipe_scale 1.25)
 static double lr_at(const Config *cfg, long s) {
     const double warmup = (double)cfg->optimization.warmup * cfg->optimization.ipe;
     const double T = (double)schedule_total_steps(cfg);
     const double start = cfg->optimization.start_lr, ref = cfg->optimization.lr, final = cfg->optimization.final_lr;
+    const char *kind = cfg->optimization.lr_schedule;
     if (s < warmup) return start + (double)s / warmup * (ref - start);
+    if (!strcmp(kind, "constant")) return ref;
+    if (!strcmp(kind, "wsd")) {
+        const double decay = (double)cfg->optimization.decay_epochs * cfg->optimization.ipe;
+        const double stable_end = T - decay;  // official: warmup + (T - warmup - decay)
+        if (s < stable_end) return ref;
+        return ref + (s - stable_end) / fmax(1.0, decay) * (final - ref);
+    }
     const double progress = (s - warmup) / fmax(1.0, T - warmup);
+    if (!strcmp(kind, "linear")) return ref + progress * (final - ref);
     return fmax(final, final + (ref - final) * 0.5 * (1.0 + cos(M_PI * progress)));
 }
 
@@ -44,7 +60,7 @@ Schedule schedule_at(const Config *cfg, long iter) {
 }
 
 // AdamW over runs of consecutive tensors that share a decay flag: the four groups as flat ranges.
-static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step) {
+static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step, const void *skip) {
     Backend *be = m->be;
     const TensorTable *t = &m->table;
     int i = 0;
@@ -57,7 +73,7 @@ static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long st
         void *working = (char *)m->work + begin * be->esize;
         be->adamw(be, (char *)m->params + at, working, (char *)m->grads + at, (char *)m->adam_m + at, (char *)m->adam_v + at,
                   end - begin, s->lr, cfg->optimization.betas[0], cfg->optimization.betas[1], cfg->optimization.eps,
-                  wd, step);
+                  wd, step, skip);
         i = j + 1;
     }
 }
@@ -74,8 +90,12 @@ void optim_step(Model *m, const Config *cfg, const Schedule *s, long step) {
         be->sum_squares(be, sumsq, g, n);
         if (s->clip) be->clip_by_norm(be, g, n, sumsq, cfg->optimization.clip_grad);
     }
-    adamw_groups(m, cfg, s, step);
+    // One device flag over the losses, target std and both sums of squares (any NaN/Inf in a gradient reaches its
+    // module's sum): AdamW and the EMA read it and change nothing when set, so a fault costs no host round trip.
+    void *fault = model_stat_slot(m, STAT_NONFINITE);
+    be->nonfinite_flag(be, fault, m->stats, m->dims.num_masks + STAT_NONFINITE);
+    adamw_groups(m, cfg, s, step, fault);
     const size_t enc = table_module_numel(t, MODULE_ENCODER);
-    be->ema(be, m->target, m->target_work, m->params, enc, s->ema_momentum);
+    be->ema(be, m->target, m->target_work, m->params, enc, s->ema_momentum, fault);
     model_mark_phase(m, PHASE_LOOP);
 }

@@ -31,7 +31,7 @@ static void library_versions(LibraryVersion libs[LIBRARY_COUNT]) {
     snprintf(libs[2].version, sizeof libs[2].version, "%s", json_c_version());
     libs[3].name = "cuda (build)";
     cuda_build_info(libs[3].version, sizeof libs[3].version);
-    libs[4].name = "hdf5, zlib";
+    libs[4].name = "hdf5, zlib, libjpeg-turbo";
     store_library_versions(libs[4].version, sizeof libs[4].version);
 }
 

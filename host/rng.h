@@ -13,6 +13,7 @@ typedef enum {
     RNG_DATA_ORDER = 6,  // epoch order (Feistel rounds): step = epoch, index = round << 32 | half-word
     RNG_TEST = 7,        // tests
     RNG_DATA_MIX = 8,    // weighted store mixture: step = 0, index = global sample index (position)
+    RNG_PLAN = 9,        // planning (CEM samples, random-action baseline): step = episode step, index = episode
 } RngPurpose;
 
 typedef struct {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "jpeg_codec.h"
 
 #define CLIPS "clips"
 #define REWRITE_HINT "---> HINT: rewrite it as a store: jepa data convert --from-h5 %s -o OUT.h5"
@@ -26,7 +27,7 @@ int64_t store_h5_check(int64_t rc, const char *call, const char *file, int line)
 void store_library_versions(char *buf, size_t n) {
     unsigned major = 0, minor = 0, release = 0;
     H5get_libversion(&major, &minor, &release);
-    snprintf(buf, n, "hdf5 %u.%u.%u, zlib %s", major, minor, release, zlibVersion());
+    snprintf(buf, n, "hdf5 %u.%u.%u, zlib %s, %s", major, minor, release, zlibVersion(), jpeg_library_version());
 }
 
 // libhdf5 prints its error stack on every failed call by default; validation probes fail on purpose.
@@ -163,22 +164,38 @@ static int check_chunking(const char *path, hid_t clips, const StoreShape *shape
     return deflate;
 }
 
-// Where each clip's chunk lies, from libhdf5's chunk index; checked against the file size so that a truncated
-// file is reported here rather than by a reader thread.
-static void index_chunks(Store *s, hid_t clips) {
+// The file's user block (chunk addresses count from its end) and its size in bytes.
+static void file_extent(const Store *s, uint64_t *userblock, uint64_t *bytes) {
     const hid_t fcpl = H5_CHECK(H5Fget_create_plist(s->file));
-    hsize_t userblock = 0;
-    H5_CHECK(H5Pget_userblock(fcpl, &userblock));
+    hsize_t block = 0;
+    H5_CHECK(H5Pget_userblock(fcpl, &block));
     H5_CHECK(H5Pclose(fcpl));
     struct stat st;
     if (stat(s->path, &st) != 0) die_input("%s: cannot stat: %s", s->path, strerror(errno));
+    *userblock = block;
+    *bytes = (uint64_t)st.st_size;
+}
+
+// A chunk's address (HADDR_UNDEF when never written), stored size and filter mask, from libhdf5's chunk index.
+static haddr_t chunk_info(hid_t dset, const hsize_t *coord, hsize_t *bytes, unsigned *mask) {
+    haddr_t addr = HADDR_UNDEF;
+    *bytes = 0;
+    *mask = 0;
+    H5_CHECK(H5Dget_chunk_info_by_coord(dset, coord, mask, &addr, bytes));
+    return addr;
+}
+
+// Where each clip's chunk lies, from libhdf5's chunk index; checked against the file size so that a truncated
+// file is reported here rather than by a reader thread.
+static void index_chunks(Store *s, hid_t clips) {
+    uint64_t userblock, file_bytes;
+    file_extent(s, &userblock, &file_bytes);
     s->chunk = xcalloc((size_t)s->shape.clips, sizeof *s->chunk);
     for (int64_t i = 0; i < s->shape.clips; i++) {
         const hsize_t coord[5] = {(hsize_t)i, 0, 0, 0, 0};
-        unsigned mask = 0;
-        haddr_t addr = HADDR_UNDEF;
-        hsize_t bytes = 0;
-        H5_CHECK(H5Dget_chunk_info_by_coord(clips, coord, &mask, &addr, &bytes));
+        unsigned mask;
+        hsize_t bytes;
+        const haddr_t addr = chunk_info(clips, coord, &bytes, &mask);
         if (addr == HADDR_UNDEF)
             die_input("%s: /clips: clip %lld has no stored chunk (the file was not completely written); expected "
                       "every clip stored", s->path, (long long)i);
@@ -187,10 +204,10 @@ static void index_chunks(Store *s, hid_t clips) {
         if (!c->deflated && bytes != s->clip_bytes)
             die_input("%s: /clips: clip %lld: raw chunk of %llu bytes, expected %zu", s->path, (long long)i,
                       (unsigned long long)bytes, s->clip_bytes);
-        if (c->offset + c->bytes > (uint64_t)st.st_size)
+        if (c->offset + c->bytes > file_bytes)
             die_input("%s: /clips: clip %lld: chunk ends at byte %llu, past the end of the file (%lld bytes): the "
                       "file is truncated", s->path, (long long)i, (unsigned long long)(c->offset + c->bytes),
-                      (long long)st.st_size);
+                      (long long)file_bytes);
         s->stored_bytes += c->bytes;
     }
 }
@@ -313,16 +330,131 @@ static void read_extras(const char *path, hid_t file, const StoreShape *shape, S
 
 static void free_extras(StoreExtras *x) { free(x->state_names); }
 
+// ---------------------------------------------------------------------------------------------------- JPEG stores
+
+#define JPEG_FRAMES "frames"
+#define JPEG_OFFSETS "frame_offsets"
+#define CORRUPT_HINT "---> HINT: the file is corrupt; make the store again"
+
+// An integer attribute of object, or die naming it.
+static int read_int_attr(const char *path, hid_t object, const char *object_name, const char *name, int lo, int hi) {
+    if (H5Aexists(object, name) <= 0)
+        die_input("%s: /%s: no attribute %s; expected an integer in [%d, %d] (docs/data.md, JPEG stores)", path,
+                  object_name, name, lo, hi);
+    const hid_t attr = H5_CHECK(H5Aopen(object, name, H5P_DEFAULT));
+    const hid_t type = H5_CHECK(H5Aget_type(attr));
+    if (H5Tget_class(type) != H5T_INTEGER)
+        die_input("%s: /%s: attribute %s is not an integer; expected an integer in [%d, %d]", path, object_name, name,
+                  lo, hi);
+    long long v = 0;
+    H5_CHECK(H5Aread(attr, H5T_NATIVE_LLONG, &v));
+    H5_CHECK(H5Tclose(type));
+    H5_CHECK(H5Aclose(attr));
+    if (v < lo || v > hi)
+        die_input("%s: /%s: attribute %s = %lld, expected an integer in [%d, %d]", path, object_name, name, v, lo, hi);
+    return (int)v;
+}
+
+// A dataset chunked along its first axis by chunk_rows (its other axes whole) with no filter, so that readers
+// can pread its chunks as they are; returns chunk_rows.
+static hsize_t check_raw_chunks(const char *path, hid_t dset, const char *name, int rank, const hsize_t *dims) {
+    const hid_t dcpl = H5_CHECK(H5Dget_create_plist(dset));
+    if (H5Pget_layout(dcpl) != H5D_CHUNKED)
+        die_input("%s: /%s: not chunked, expected chunks without filters (written by jepa data convert --codec jpeg)",
+                  path, name);
+    hsize_t chunk[2] = {0, 0};
+    H5_CHECK(H5Pget_chunk(dcpl, rank, chunk));
+    if (H5_CHECK(H5Pget_nfilters(dcpl)) != 0)
+        die_input("%s: /%s: has HDF5 filters, expected none (readers pread its chunks as they are; written by jepa "
+                  "data convert --codec jpeg)", path, name);
+    if (rank == 2 && chunk[1] != dims[1])
+        die_input("%s: /%s: chunks of %llu columns, expected whole rows of %llu", path, name,
+                  (unsigned long long)chunk[1], (unsigned long long)dims[1]);
+    H5_CHECK(H5Pclose(dcpl));
+    return chunk[0];
+}
+
+// File offsets of the chunks of a dataset chunked along its first axis (count chunks of chunk_bytes each), each
+// checked to lie inside the file.
+static uint64_t *index_row_chunks(const Store *s, hid_t dset, const char *name, hsize_t rows_per_chunk,
+                                  int64_t count, uint64_t chunk_bytes, uint64_t file_bytes, uint64_t userblock) {
+    uint64_t *addr = xcalloc((size_t)(count > 0 ? count : 1), sizeof *addr);
+    for (int64_t k = 0; k < count; k++) {
+        const hsize_t coord[2] = {(hsize_t)k * rows_per_chunk, 0};
+        unsigned mask;
+        hsize_t bytes;
+        const haddr_t a = chunk_info(dset, coord, &bytes, &mask);
+        if (a == HADDR_UNDEF)
+            die_input("%s: /%s: chunk %lld is not stored (the file was not completely written); expected every "
+                      "chunk", s->path, name, (long long)k);
+        if (bytes != chunk_bytes)
+            die_input("%s: /%s: chunk %lld holds %llu bytes, expected %llu (unfiltered)", s->path, name, (long long)k,
+                      (unsigned long long)bytes, (unsigned long long)chunk_bytes);
+        addr[k] = userblock + a;
+        if (addr[k] + bytes > file_bytes)
+            die_input("%s: /%s: chunk %lld ends at byte %llu, past the end of the file (%llu bytes): the file is "
+                      "truncated", s->path, name, (long long)k, (unsigned long long)(addr[k] + bytes),
+                      (unsigned long long)file_bytes);
+    }
+    return addr;
+}
+
+// /frames uint8 [bytes] with attributes codec, quality, height, width, and /frame_offsets int64 [N, T+1].
+static void open_jpeg_store(Store *s) {
+    const char *path = s->path;
+    static const char off_expected[] = "int64 [N, T+1] (byte offsets of each clip's frames in /frames)";
+    hsize_t odims[2], fdims[1];
+    const hid_t offsets = open_checked(path, s->file, JPEG_OFFSETS, H5T_INTEGER, 2, odims, off_expected);
+    const hid_t otype = H5_CHECK(H5Dget_type(offsets));
+    if (H5Tget_size(otype) != 8 || H5Tget_sign(otype) != H5T_SGN_2 || H5Tget_order(otype) != H5T_ORDER_LE)
+        die_input("%s: /%s: not little-endian int64, expected %s", path, JPEG_OFFSETS, off_expected);
+    H5_CHECK(H5Tclose(otype));
+    if (odims[0] == 0 || odims[1] < 2)
+        die_input("%s: /%s: shape [%llu,%llu], expected %s with N >= 1 and T >= 1", path, JPEG_OFFSETS,
+                  (unsigned long long)odims[0], (unsigned long long)odims[1], off_expected);
+    const hid_t frames = open_checked(path, s->file, JPEG_FRAMES, H5T_INTEGER, 1, fdims, "uint8 [bytes] (JPEG frames)");
+    const hid_t ftype = H5_CHECK(H5Dget_type(frames));
+    if (H5Tget_size(ftype) != 1) die_input("%s: /%s: elements of %zu bytes, expected uint8", path, JPEG_FRAMES, H5Tget_size(ftype));
+    H5_CHECK(H5Tclose(ftype));
+    char codec[64];
+    read_string_attr(frames, "codec", codec, sizeof codec);
+    if (strcmp(codec, "jpeg"))
+        die_input("%s: /%s: attribute codec '%s', expected \"jpeg\"", path, JPEG_FRAMES, codec);
+    s->codec = STORE_CODEC_JPEG;
+    s->jpeg_quality = read_int_attr(path, frames, JPEG_FRAMES, "quality", 1, 100);
+    const int height = read_int_attr(path, frames, JPEG_FRAMES, "height", 1, 65535);
+    const int width = read_int_attr(path, frames, JPEG_FRAMES, "width", 1, 65535);
+    s->shape = (StoreShape){(int64_t)odims[0], (int)odims[1] - 1, height, width};
+    s->clip_bytes = (size_t)s->shape.frames * frame_bytes(&s->shape);
+    s->stored_bytes = fdims[0];
+    s->frames_chunk = (size_t)check_raw_chunks(path, frames, JPEG_FRAMES, 1, fdims);
+    s->offsets_rows = (int64_t)check_raw_chunks(path, offsets, JPEG_OFFSETS, 2, odims);
+    uint64_t userblock, file_bytes;
+    file_extent(s, &userblock, &file_bytes);
+    const int64_t frame_chunks = (int64_t)((s->stored_bytes + s->frames_chunk - 1) / s->frames_chunk);
+    const int64_t offset_chunks = (s->shape.clips + s->offsets_rows - 1) / s->offsets_rows;
+    s->frames_addr = index_row_chunks(s, frames, JPEG_FRAMES, s->frames_chunk, frame_chunks, s->frames_chunk,
+                                      file_bytes, userblock);
+    s->offsets_addr = index_row_chunks(s, offsets, JPEG_OFFSETS, (hsize_t)s->offsets_rows, offset_chunks,
+                                       (uint64_t)s->offsets_rows * odims[1] * 8, file_bytes, userblock);
+    H5_CHECK(H5Dclose(frames));
+    H5_CHECK(H5Dclose(offsets));
+}
+
 Store *store_open(const char *path, int window_frames, const char *window_why) {
     Store *s = xcalloc(1, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
     s->file = open_hdf5_file(path);
-    const hid_t clips = open_clips(path, s->file, &s->shape);
+    if (!has_dataset(s->file, CLIPS) && has_dataset(s->file, JPEG_OFFSETS)) {  // a JPEG store
+        open_jpeg_store(s);
+    } else {
+        const hid_t clips = open_clips(path, s->file, &s->shape);
+        s->clip_bytes = (size_t)s->shape.frames * frame_bytes(&s->shape);
+        s->deflate = check_chunking(path, clips, &s->shape);
+        index_chunks(s, clips);
+        H5_CHECK(H5Dclose(clips));
+    }
     check_window(path, &s->shape, window_frames, window_why);
-    s->clip_bytes = (size_t)s->shape.frames * frame_bytes(&s->shape);
-    s->deflate = check_chunking(path, clips, &s->shape);
-    index_chunks(s, clips);
-    H5_CHECK(H5Dclose(clips));
     read_extras(path, s->file, &s->shape, &s->extras);
     s->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (s->fd < 0) die_input("%s: cannot open for reading: %s", path, strerror(errno));
@@ -335,6 +467,8 @@ void store_close(Store *s) {
     H5_CHECK(H5Fclose(s->file));
     free_extras(&s->extras);
     free(s->chunk);
+    free(s->frames_addr);
+    free(s->offsets_addr);
     free(s);
 }
 
@@ -391,6 +525,11 @@ void store_reader_free(StoreReader *r) {
     if (r->zs_ready) inflateEnd(&r->zs);
     free(r->stored);
     free(r->frames);
+    free(r->row);
+    free(r->list);
+    free(r->at);
+    free(r->len);
+    jpeg_codec_free(r->jpeg);
     memset(r, 0, sizeof *r);
 }
 
@@ -401,30 +540,161 @@ static void reserve(uint8_t **buf, size_t *cap, size_t bytes) {
     *cap = bytes;
 }
 
-static void pread_all(const Store *s, int64_t clip, uint8_t *out, size_t bytes, uint64_t offset) {
+static void pread_all(const Store *s, const char *dataset, int64_t clip, uint8_t *out, size_t bytes, uint64_t offset) {
     size_t done = 0;
     while (done < bytes) {
         const ssize_t got = pread(s->fd, out + done, bytes - done, (off_t)(offset + done));
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0)
-            fail_read("%s: /clips: clip %lld: cannot read its chunk (%zu bytes at byte %llu): %s", s->path,
+            fail_read("%s: /%s: clip %lld: cannot read its chunk (%zu bytes at byte %llu): %s", s->path, dataset,
                       (long long)clip, bytes, (unsigned long long)offset, got < 0 ? strerror(errno) : "end of file");
         done += (size_t)got;
     }
 }
 
+// ---- JPEG stores: the clip's offsets row, then the listed frames' bytes, each run of consecutive frames in one
+// pread per /frames chunk it spans; decoding fills only the listed frames' slots of the window.
+
+static void reserve_list(StoreReader *r, int count) {
+    if (r->list_cap >= count) return;
+    free(r->list);
+    free(r->at);
+    free(r->len);
+    r->list = xmalloc(sizeof(int) * (size_t)count);
+    r->at = xmalloc(sizeof(size_t) * (size_t)count);
+    r->len = xmalloc(sizeof(size_t) * (size_t)count);
+    r->list_cap = count;
+}
+
+// The first offset of row that breaks "T + 1 increasing offsets within /frames", or -1.
+static int bad_offset(const Store *s, const int64_t *row) {
+    if (row[0] < 0) return 0;
+    for (int t = 0; t < s->shape.frames; t++)
+        if (row[t + 1] <= row[t]) return t + 1;
+    return (uint64_t)row[s->shape.frames] > s->stored_bytes ? s->shape.frames : -1;
+}
+
+static _Noreturn void die_offsets(const Store *s, int64_t clip, const int64_t *row, int t) {
+    fail_read("%s: /" JPEG_OFFSETS ": clip %lld: offset %d is %lld (previous %lld); expected T+1 = %d increasing "
+              "byte offsets within /" JPEG_FRAMES "' %llu bytes " CORRUPT_HINT, s->path, (long long)clip, t,
+              (long long)row[t], t > 0 ? (long long)row[t - 1] : -1LL, s->shape.frames + 1,
+              (unsigned long long)s->stored_bytes);
+}
+
+// Rows [first, first + count) of /frame_offsets (all in one chunk) into out, (count, T + 1).
+static void read_offset_rows(const Store *s, int64_t first, int64_t count, int64_t *out) {
+    const size_t row_bytes = (size_t)(s->shape.frames + 1) * sizeof(int64_t);
+    const int64_t k = first / s->offsets_rows, within = first % s->offsets_rows;
+    JEPA_ASSERT(within + count <= s->offsets_rows);
+    pread_all(s, JPEG_OFFSETS, first, (uint8_t *)out, (size_t)count * row_bytes,
+              s->offsets_addr[k] + (uint64_t)within * row_bytes);
+}
+
+static void read_offsets_row(const Store *s, StoreReader *r, int64_t clip) {
+    if (r->row_cap < s->shape.frames + 1) {
+        free(r->row);
+        r->row_cap = s->shape.frames + 1;
+        r->row = xmalloc(sizeof(int64_t) * (size_t)r->row_cap);
+    }
+    read_offset_rows(s, clip, 1, r->row);
+    const int bad = bad_offset(s, r->row);
+    if (bad >= 0) die_offsets(s, clip, r->row, bad);
+}
+
+void store_check_offsets(const Store *s) {
+    JEPA_ASSERT(s->codec == STORE_CODEC_JPEG);
+    const int64_t rows = s->offsets_rows;
+    int64_t *buf = xmalloc(sizeof(int64_t) * (size_t)rows * (size_t)(s->shape.frames + 1));
+    for (int64_t first = 0; first < s->shape.clips; first += rows) {
+        const int64_t count = s->shape.clips - first < rows ? s->shape.clips - first : rows;
+        read_offset_rows(s, first, count, buf);
+        for (int64_t i = 0; i < count; i++) {
+            const int64_t *row = buf + (size_t)i * (size_t)(s->shape.frames + 1);
+            const int bad = bad_offset(s, row);
+            if (bad >= 0) die_offsets(s, first + i, row, bad);
+        }
+    }
+    free(buf);
+}
+
+// Bytes [begin, end) of /frames into out, one pread per chunk spanned.
+static void read_frame_bytes(const Store *s, int64_t clip, uint64_t begin, uint64_t end, uint8_t *out) {
+    while (begin < end) {
+        const uint64_t k = begin / s->frames_chunk, within = begin % s->frames_chunk;
+        const size_t n = (size_t)(s->frames_chunk - within < end - begin ? s->frames_chunk - within : end - begin);
+        pread_all(s, JPEG_FRAMES, clip, out, n, s->frames_addr[k] + within);
+        out += n;
+        begin += n;
+    }
+}
+
+static void fetch_jpeg(const Store *s, StoreReader *r, int64_t clip, const int *frame, int count) {
+    read_offsets_row(s, r, clip);
+    reserve_list(r, count);
+    const int64_t *row = r->row;
+    size_t used = 0;
+    for (int i = 0; i < count; i++) {
+        JEPA_ASSERT(0 <= frame[i] && frame[i] < s->shape.frames && (i == 0 || frame[i] >= frame[i - 1]));
+        r->list[i] = frame[i];
+        const int repeat = i > 0 && frame[i] == frame[i - 1];  // a repeated frame shares its bytes
+        r->len[i] = (size_t)(row[frame[i] + 1] - row[frame[i]]);
+        r->at[i] = repeat ? r->at[i - 1] : used;
+        used += repeat ? 0 : r->len[i];
+    }
+    r->list_count = count;
+    reserve(&r->stored, &r->stored_cap, used);
+    for (int i = 0; i < count;) {  // runs of consecutive frames lie together in the file and in stored
+        int j = i + 1;
+        while (j < count && frame[j] <= frame[j - 1] + 1) j++;
+        read_frame_bytes(s, clip, (uint64_t)row[frame[i]], (uint64_t)row[frame[j - 1] + 1], r->stored + r->at[i]);
+        i = j;
+    }
+}
+
+static const uint8_t *decode_jpeg(const Store *s, StoreReader *r, int64_t clip) {
+    const size_t fb = frame_bytes(&s->shape);
+    const int first = r->list[0], window = r->list[r->list_count - 1] - first + 1;
+    reserve(&r->frames, &r->frames_cap, (size_t)window * fb);
+    if (!r->jpeg) r->jpeg = jpeg_codec_create();
+    char why[256];
+    for (int i = 0; i < r->list_count; i++) {
+        if (i > 0 && r->list[i] == r->list[i - 1]) continue;
+        uint8_t *slot = r->frames + (size_t)(r->list[i] - first) * fb;
+        if (jpeg_decode_frame(r->jpeg, r->stored + r->at[i], r->len[i], s->shape.height, s->shape.width, slot, why,
+                              sizeof why) != 0)
+            fail_read("%s: /" JPEG_FRAMES ": clip %lld frame %d: damaged JPEG (%s); expected a %dx%d JPEG "
+                      CORRUPT_HINT, s->path, (long long)clip, r->list[i], why, s->shape.width, s->shape.height);
+    }
+    return r->frames;
+}
+
+const uint8_t *store_jpeg_frame(const StoreReader *r, int i, size_t *bytes) {
+    JEPA_ASSERT(0 <= i && i < r->list_count);
+    *bytes = r->len[i];
+    return r->stored + r->at[i];
+}
+
+// [first_frame, end_frame) as a list, for the range API on JPEG stores.
+static void fetch_jpeg_range(const Store *s, StoreReader *r, int64_t clip, int first_frame, int end_frame) {
+    int *frames = xmalloc(sizeof(int) * (size_t)(end_frame - first_frame));
+    for (int t = first_frame; t < end_frame; t++) frames[t - first_frame] = t;
+    fetch_jpeg(s, r, clip, frames, end_frame - first_frame);
+    free(frames);
+}
+
 void store_fetch(const Store *s, StoreReader *r, int64_t clip, int first_frame, int end_frame) {
     JEPA_ASSERT(clip >= 0 && clip < s->shape.clips && 0 <= first_frame && first_frame < end_frame &&
                 end_frame <= s->shape.frames);
+    if (s->codec == STORE_CODEC_JPEG) return fetch_jpeg_range(s, r, clip, first_frame, end_frame);
     const StoreChunk *c = &s->chunk[clip];
     if (c->deflated) {
         reserve(&r->stored, &r->stored_cap, c->bytes);
-        pread_all(s, clip, r->stored, c->bytes, c->offset);
+        pread_all(s, CLIPS, clip, r->stored, c->bytes, c->offset);
         return;
     }
     const size_t fb = frame_bytes(&s->shape);
     reserve(&r->frames, &r->frames_cap, (size_t)(end_frame - first_frame) * fb);
-    pread_all(s, clip, r->frames, (size_t)(end_frame - first_frame) * fb, c->offset + (uint64_t)first_frame * fb);
+    pread_all(s, CLIPS, clip, r->frames, (size_t)(end_frame - first_frame) * fb, c->offset + (uint64_t)first_frame * fb);
 }
 
 static _Noreturn void die_damaged(const Store *s, int64_t clip, const char *what) {
@@ -443,6 +713,7 @@ static void check_stream_end(const Store *s, StoreReader *r, int64_t clip) {
 }
 
 const uint8_t *store_decode(const Store *s, StoreReader *r, int64_t clip, int first_frame, int end_frame) {
+    if (s->codec == STORE_CODEC_JPEG) return decode_jpeg(s, r, clip);
     const StoreChunk *c = &s->chunk[clip];
     if (!c->deflated) return r->frames;
     const size_t fb = frame_bytes(&s->shape), want = (size_t)end_frame * fb;
@@ -469,24 +740,66 @@ const uint8_t *store_read_frames(const Store *s, StoreReader *r, int64_t clip, i
     return store_decode(s, r, clip, first_frame, end_frame);
 }
 
+void store_fetch_list(const Store *s, StoreReader *r, int64_t clip, const int *frame, int count) {
+    JEPA_ASSERT(count >= 1 && clip >= 0 && clip < s->shape.clips);
+    if (s->codec == STORE_CODEC_JPEG) fetch_jpeg(s, r, clip, frame, count);
+    else store_fetch(s, r, clip, frame[0], frame[count - 1] + 1);
+}
+
+const uint8_t *store_decode_list(const Store *s, StoreReader *r, int64_t clip, const int *frame, int count) {
+    return store_decode(s, r, clip, frame[0], frame[count - 1] + 1);
+}
+
+const uint8_t *store_read_list(const Store *s, StoreReader *r, int64_t clip, const int *frame, int count) {
+    store_fetch_list(s, r, clip, frame, count);
+    return store_decode_list(s, r, clip, frame, count);
+}
+
+void store_codec_text(const Store *s, char *buf, size_t n) {
+    if (s->codec == STORE_CODEC_JPEG) snprintf(buf, n, "jpeg q%d", s->jpeg_quality);
+    else snprintf(buf, n, "%s", s->deflate ? "deflate" : "raw");
+}
+
 // ---------------------------------------------------------------------------------------------------- writing
 
 struct StoreWriter {
     StoreLayout layout;           // strings point into the fields below
     char path[4096], part_path[4200], source[1024], created_by[2048];
     char (*state_names)[STORE_STATE_NAME];
-    hid_t file, clips;
+    hid_t file, clips;            // clips: /clips, or /frames for JPEG stores
     int64_t count, cap;
     float *states, *actions;      // (cap, T, S), (cap, T, A)
     int32_t *labels, *video_ids;  // (cap)
+    int64_t *offsets;             // JPEG: (cap, T + 1) byte offsets in /frames
+    uint8_t *pending;             // JPEG: the /frames chunk being filled (jpeg_chunk_bytes)
+    size_t pending_bytes;
+    uint64_t frames_bytes;        // JPEG: bytes appended to /frames
 };
 
 size_t store_chunk_bound(const StoreLayout *layout) {
+    if (layout->codec == STORE_CODEC_JPEG)
+        return (size_t)layout->frames * (sizeof(uint32_t) + jpeg_frame_bound(layout->height, layout->width));
     const size_t clip = (size_t)layout->frames * layout->height * layout->width * 3;
     return layout->deflate_level > 0 ? (size_t)compressBound((uLong)clip) : clip;
 }
 
+// T uint32 sizes, then the T JPEG frames (see store.h).
+static size_t encode_jpeg_clip(const StoreLayout *l, const uint8_t *rgb, uint8_t *out) {
+    JpegCodec *codec = jpeg_codec_create();
+    const size_t fb = (size_t)l->height * l->width * 3;
+    size_t used = (size_t)l->frames * sizeof(uint32_t);
+    for (int t = 0; t < l->frames; t++) {
+        const uint32_t bytes = (uint32_t)jpeg_encode_frame(codec, rgb + t * fb, l->height, l->width, l->jpeg_quality,
+                                                           out + used);
+        memcpy(out + t * sizeof(uint32_t), &bytes, sizeof bytes);
+        used += bytes;
+    }
+    jpeg_codec_free(codec);
+    return used;
+}
+
 size_t store_encode_clip(const StoreLayout *layout, const uint8_t *rgb, uint8_t *out) {
+    if (layout->codec == STORE_CODEC_JPEG) return encode_jpeg_clip(layout, rgb, out);
     const size_t clip = (size_t)layout->frames * layout->height * layout->width * 3;
     if (layout->deflate_level == 0) {
         memcpy(out, rgb, clip);
@@ -505,6 +818,93 @@ static void check_layout(const char *path, const StoreLayout *l) {
                   l->frames, l->height, l->width);
     if (l->deflate_level < 0 || l->deflate_level > 9)
         die_input("%s: deflate level %d, expected 0 (raw) to 9", path, l->deflate_level);
+    if (l->codec == STORE_CODEC_JPEG && (l->jpeg_quality < 1 || l->jpeg_quality > 100))
+        die_input("%s: JPEG quality %d, expected 1 to 100", path, l->jpeg_quality);
+}
+
+// /frames uint8 [0 .. unlimited], chunks of jpeg_chunk_bytes, no filter (readers pread them).
+static hid_t create_frames_dataset(const StoreWriter *w) {
+    const hsize_t dims[1] = {0}, max[1] = {H5S_UNLIMITED}, chunk[1] = {w->layout.jpeg_chunk_bytes};
+    const hid_t space = H5_CHECK(H5Screate_simple(1, dims, max));
+    const hid_t dcpl = H5_CHECK(H5Pcreate(H5P_DATASET_CREATE));
+    H5_CHECK(H5Pset_chunk(dcpl, 1, chunk));
+    const hid_t frames = H5_CHECK(H5Dcreate2(w->file, JPEG_FRAMES, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    H5_CHECK(H5Pclose(dcpl));
+    H5_CHECK(H5Sclose(space));
+    return frames;
+}
+
+// The pending /frames chunk as chunk k (whole: an unfiltered chunk is stored at full size, the edge one too).
+static void flush_frames_chunk(StoreWriter *w) {
+    const size_t chunk = w->layout.jpeg_chunk_bytes;
+    if (w->pending_bytes == 0) return;
+    const uint64_t start = w->frames_bytes - w->pending_bytes;  // a multiple of chunk
+    memset(w->pending + w->pending_bytes, 0, chunk - w->pending_bytes);
+    const hsize_t dims[1] = {w->frames_bytes}, offset[1] = {start};
+    H5_CHECK(H5Dset_extent(w->clips, dims));
+    H5_CHECK(H5Dwrite_chunk(w->clips, H5P_DEFAULT, 0, offset, chunk, w->pending));
+    w->pending_bytes = 0;
+}
+
+// Splits an encoded JPEG clip (T sizes, then the frames) into /frames bytes and an offsets row.
+static void append_jpeg(StoreWriter *w, const uint8_t *encoded, size_t encoded_bytes) {
+    const int T = w->layout.frames;
+    const size_t chunk = w->layout.jpeg_chunk_bytes;
+    int64_t *row = w->offsets + (size_t)w->count * (size_t)(T + 1);
+    const uint8_t *data = encoded + (size_t)T * sizeof(uint32_t);
+    size_t total = 0;
+    for (int t = 0; t < T; t++) {
+        uint32_t bytes;
+        memcpy(&bytes, encoded + t * sizeof(uint32_t), sizeof bytes);
+        row[t] = (int64_t)(w->frames_bytes + total);
+        total += bytes;
+    }
+    row[T] = (int64_t)(w->frames_bytes + total);
+    JEPA_ASSERT(total + (size_t)T * sizeof(uint32_t) == encoded_bytes);
+    while (total > 0) {
+        const size_t n = chunk - w->pending_bytes < total ? chunk - w->pending_bytes : total;
+        memcpy(w->pending + w->pending_bytes, data, n);
+        w->pending_bytes += n;
+        w->frames_bytes += n;
+        data += n;
+        total -= n;
+        if (w->pending_bytes == chunk) flush_frames_chunk(w);
+    }
+}
+
+static void write_int_attr(hid_t object, const char *name, int value) {
+    const hid_t space = H5_CHECK(H5Screate(H5S_SCALAR));
+    const hid_t attr = H5_CHECK(H5Acreate2(object, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT));
+    H5_CHECK(H5Awrite(attr, H5T_NATIVE_INT, &value));
+    H5_CHECK(H5Aclose(attr));
+    H5_CHECK(H5Sclose(space));
+}
+
+static void write_strings_attr(hid_t object, const char *name, const char *const *text, int count);
+
+// The last /frames chunk, the attributes naming the codec, and /frame_offsets [N, T+1] in chunks of ~64 KiB.
+static void finish_jpeg(StoreWriter *w) {
+    const StoreLayout *l = &w->layout;
+    flush_frames_chunk(w);
+    const char *codec = "jpeg";
+    write_strings_attr(w->clips, "codec", &codec, 0);
+    write_int_attr(w->clips, "quality", l->jpeg_quality);
+    write_int_attr(w->clips, "height", l->height);
+    write_int_attr(w->clips, "width", l->width);
+    const hsize_t dims[2] = {(hsize_t)w->count, (hsize_t)l->frames + 1};
+    hsize_t rows = (hsize_t)(65536 / (8 * (l->frames + 1)));
+    rows = rows < 1 ? 1 : rows;
+    const hsize_t chunk[2] = {rows, dims[1]};
+    const hsize_t max[2] = {H5S_UNLIMITED, dims[1]};  // lets a chunk hold more rows than there are clips
+    const hid_t space = H5_CHECK(H5Screate_simple(2, dims, max));
+    const hid_t dcpl = H5_CHECK(H5Pcreate(H5P_DATASET_CREATE));
+    H5_CHECK(H5Pset_chunk(dcpl, 2, chunk));
+    H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC));  // every chunk stored, the edge one too
+    const hid_t dset = H5_CHECK(H5Dcreate2(w->file, JPEG_OFFSETS, H5T_STD_I64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    if (w->count > 0) H5_CHECK(H5Dwrite(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->offsets));
+    H5_CHECK(H5Dclose(dset));
+    H5_CHECK(H5Pclose(dcpl));
+    H5_CHECK(H5Sclose(space));
 }
 
 static hid_t create_clips_dataset(const StoreWriter *w) {
@@ -539,7 +939,13 @@ StoreWriter *store_writer_create(const char *path, const StoreLayout *layout, in
     }
     w->file = H5Fcreate(w->part_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) die_input("%s: cannot create (is the folder there and writable?)", w->part_path);
-    w->clips = create_clips_dataset(w);
+    if (layout->codec == STORE_CODEC_JPEG) {
+        if (!w->layout.jpeg_chunk_bytes) w->layout.jpeg_chunk_bytes = STORE_JPEG_CHUNK_BYTES;
+        w->pending = xmalloc(w->layout.jpeg_chunk_bytes);
+        w->clips = create_frames_dataset(w);
+    } else {
+        w->clips = create_clips_dataset(w);
+    }
     return w;
 }
 
@@ -550,17 +956,23 @@ static void grow_side(StoreWriter *w) {
     if (l->state_dim) w->states = xrealloc(w->states, (size_t)w->cap * l->frames * l->state_dim * sizeof(float));
     if (l->action_dim) w->actions = xrealloc(w->actions, (size_t)w->cap * l->frames * l->action_dim * sizeof(float));
     w->labels = xrealloc(w->labels, (size_t)w->cap * sizeof(int32_t));
+    if (l->codec == STORE_CODEC_JPEG)
+        w->offsets = xrealloc(w->offsets, (size_t)w->cap * (size_t)(l->frames + 1) * sizeof(int64_t));
     w->video_ids = xrealloc(w->video_ids, (size_t)w->cap * sizeof(int32_t));
 }
 
 void store_writer_append(StoreWriter *w, const uint8_t *chunk, size_t chunk_bytes, const float *states,
                          const float *actions, int32_t label, int32_t video_id) {
     const StoreLayout *l = &w->layout;
-    const hsize_t dims[5] = {(hsize_t)w->count + 1, (hsize_t)l->frames, (hsize_t)l->height, (hsize_t)l->width, 3};
-    const hsize_t offset[5] = {(hsize_t)w->count, 0, 0, 0, 0};
-    H5_CHECK(H5Dset_extent(w->clips, dims));
-    H5_CHECK(H5Dwrite_chunk(w->clips, H5P_DEFAULT, 0, offset, chunk_bytes, chunk));
     grow_side(w);
+    if (l->codec == STORE_CODEC_JPEG) {
+        append_jpeg(w, chunk, chunk_bytes);
+    } else {
+        const hsize_t dims[5] = {(hsize_t)w->count + 1, (hsize_t)l->frames, (hsize_t)l->height, (hsize_t)l->width, 3};
+        const hsize_t offset[5] = {(hsize_t)w->count, 0, 0, 0, 0};
+        H5_CHECK(H5Dset_extent(w->clips, dims));
+        H5_CHECK(H5Dwrite_chunk(w->clips, H5P_DEFAULT, 0, offset, chunk_bytes, chunk));
+    }
     const size_t per_state = (size_t)l->frames * l->state_dim, per_action = (size_t)l->frames * l->action_dim;
     if (per_state) memcpy(w->states + (size_t)w->count * per_state, states, per_state * sizeof(float));
     if (per_action) memcpy(w->actions + (size_t)w->count * per_action, actions, per_action * sizeof(float));
@@ -630,6 +1042,7 @@ static void write_side_datasets(StoreWriter *w) {
 }
 
 int64_t store_writer_close(StoreWriter *w) {
+    if (w->layout.codec == STORE_CODEC_JPEG) finish_jpeg(w);
     write_side_datasets(w);
     write_file_attrs(w);
     H5_CHECK(H5Dclose(w->clips));
@@ -642,6 +1055,8 @@ int64_t store_writer_close(StoreWriter *w) {
     free(w->labels);
     free(w->video_ids);
     free(w->state_names);
+    free(w->offsets);
+    free(w->pending);
     free(w);
     return count;
 }

@@ -11,6 +11,8 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "data.h"
+#include "dist.h"
+#include "eval_monitor.h"
 #include "flops.h"
 #include "masks.h"
 #include "model.h"
@@ -28,8 +30,9 @@ Backend *train_backend(const Config *cfg, char *device, size_t n) {
         if (strcmp(cfg->meta.dtype, "bfloat16") != 0)
             die_input("meta.dtype: the cuda device computes in bfloat16, not '%s' (there are no fp32 GPU kernels)\n"
                       "---> HINT: set meta.dtype=bfloat16, or meta.device=cpu for float32", cfg->meta.dtype);
-        Backend *be = backend_cuda_create(0, cfg->meta.deterministic);
-        backend_cuda_describe(0, device, n);
+        const int gpu = dist_local_rank() % gpus;  // the launcher's local rank picks the GPU
+        Backend *be = backend_cuda_create(gpu, cfg->meta.deterministic);
+        backend_cuda_describe(gpu, device, n);
         return be;
     }
     if (why[0]) printf("meta.device auto: %s; running on the CPU\n", why);
@@ -68,6 +71,9 @@ static void write_metrics(FILE *out, const StepRecord *r, int num_masks) {
     json_object_object_add(o, "step_s", json_object_new_double(r->step_s));
     json_object_object_add(o, "data_wait_s", json_object_new_double(r->data_s));
     json_object_object_add(o, "clips_per_s", json_object_new_double(r->clips_per_s));
+    json_object_object_add(o, "skipped", json_object_new_boolean(r->skipped));
+    json_object_object_add(o, "skips_in_a_row", json_object_new_int(r->skips_in_a_row));
+    json_object_object_add(o, "loss_z", isfinite(r->loss_z) ? json_object_new_double(r->loss_z) : NULL);
     fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     fflush(out);
     json_object_put(o);
@@ -87,11 +93,143 @@ static void print_progress(RunFolder *rf, const StepRecord *r, double elapsed, l
             100.0 * r->data_s / r->step_s, r->stats.target_std, eta);
 }
 
+// ---------------------------------------------------------------- numerical faults
+
+// JEPA_INJECT_FAULT=WHAT@S1,S2,...[=VALUE] (tests; docs/training.md): at the listed 1-based steps, VALUE (NaN by
+// default, inf, or a number) replaces every value of the step's first clip (WHAT = clips: it spreads through the
+// step, as corrupt data would), element 0 of the gradient of the tensor named WHAT after the backward and before
+// the optimizer, or (WHAT = param:NAME) element 0 of that parameter before the step's forward (a loss spike).
+typedef struct {
+    char what[96];
+    long steps[32];
+    int nsteps;
+    double value;
+} FaultInjection;
+static FaultInjection injection;
+
+// kind: "clips", "gradient" or "param"
+static const char *injection_kind(void) {
+    return !strcmp(injection.what, "clips") ? "clips" : !strncmp(injection.what, "param:", 6) ? "param" : "gradient";
+}
+static const char *injection_tensor(void) {
+    return !strncmp(injection.what, "param:", 6) ? injection.what + 6 : injection.what;
+}
+
+#define INJECT_ENV "JEPA_INJECT_FAULT"
+static void parse_injection(const Model *m) {
+    memset(&injection, 0, sizeof injection);
+    const char *spec = getenv(INJECT_ENV);
+    if (!spec || !*spec) return;
+    const char *at = strchr(spec, '@');
+    if (!at || at == spec || (size_t)(at - spec) >= sizeof injection.what)
+        die_input(INJECT_ENV "='%s': expected WHAT@STEP[,STEP...][=nan|inf], WHAT = clips or a tensor name", spec);
+    memcpy(injection.what, spec, (size_t)(at - spec));
+    injection.value = NAN;
+    for (const char *p = at + 1;;) {
+        char *end;
+        const long step = strtol(p, &end, 10);
+        if (end == p || step < 1 || injection.nsteps == 32)
+            die_input(INJECT_ENV "='%s': expected up to 32 steps >= 1 after '@'", spec);
+        injection.steps[injection.nsteps++] = step;
+        p = end;
+        if (*p == ',') { p++; continue; }
+        if (*p == '=') {
+            injection.value = strtod(p + 1, &end);
+            if (end == p + 1 || *end) die_input(INJECT_ENV "='%s': expected =VALUE (nan, inf or a number) at the end, "
+                                                "not '%s'", spec, p);
+        } else if (*p) {
+            die_input(INJECT_ENV "='%s': expected ',' or '=VALUE' after step %ld, not '%s'", spec, step, p);
+        }
+        break;
+    }
+    if (strcmp(injection.what, "clips") != 0 && table_find(&m->table, injection_tensor()) < 0)
+        die_input(INJECT_ENV ": no tensor '%s' (expected clips, a tensor name such as %s, or param:NAME)",
+                  injection_tensor(), m->table.tensors[0].name);
+}
+
+static int injection_due(const char *kind, long step1) {
+    if (!injection.nsteps || strcmp(kind, injection_kind()) != 0) return 0;
+    for (int i = 0; i < injection.nsteps; i++)
+        if (injection.steps[i] == step1) return 1;
+    return 0;
+}
+
+// Element 0 of the named tensor's gradient (kind "gradient") or master parameter and working copy ("param").
+static void inject_tensor(Model *m, const char *kind, long step1) {
+    if (!injection_due(kind, step1)) return;
+    Backend *be = m->be;
+    const TensorSpec *t = &m->table.tensors[table_find(&m->table, injection_tensor())];
+    void *master = (char *)(strcmp(kind, "param") ? m->grads : m->params) + t->offset * be->msize;
+    be->upload_f64(be, master, be->msize, &injection.value, 1);
+    if (!strcmp(kind, "param")) be->cast_params(be, (char *)m->work + t->offset * be->esize, master, 1);
+}
+
+// Across steps: the consecutive skips and the window of recent finite losses for the spike z-score.
+typedef struct {
+    int in_a_row;
+    double *window;  // [logging.spike_window] ring of the latest finite losses
+    int count, next;
+} NumericsWatch;
+
+static double spike_z_score(const NumericsWatch *w, int size, double loss) {
+    const int need = size < 10 ? size : 10;  // a z-score over fewer losses than this says little
+    if (w->count < need) return NAN;
+    double mean = 0, var = 0;
+    for (int i = 0; i < w->count; i++) mean += w->window[i] / w->count;
+    for (int i = 0; i < w->count; i++) var += (w->window[i] - mean) * (w->window[i] - mean) / w->count;
+    return var > 0 ? (loss - mean) / sqrt(var) : NAN;
+}
+
+// After a step: a fault is reported with what was not finite, and ends the run when optimization.on_nonfinite and
+// max_skips say so (returns JEPA_EXIT_NONFINITE); a finite loss goes into the spike window. Fills r's fault fields.
+static int watch_numerics(RunFolder *rf, Trainer *tr, StepRecord *r, NumericsWatch *w) {
+    const Config *cfg = tr->cfg;
+    r->loss_z = NAN;
+    if (r->stats.nonfinite) {
+        r->skipped = 1;
+        r->skips_in_a_row = ++w->in_a_row;
+        char what[700];
+        const int params_bad = model_describe_nonfinite(tr->model, what, sizeof what);
+        run_log(rf, "numerical fault at step %ld: %s; the update was not applied (%d in a row)\n", r->step, what,
+                w->in_a_row);
+        if (params_bad) {
+            run_log(rf, "error: the parameters themselves are non-finite; stopping at step %ld\n", r->step);
+            return JEPA_EXIT_NONFINITE;
+        }
+        if (strcmp(cfg->optimization.on_nonfinite, "stop") == 0) {
+            run_log(rf, "error: stopping at step %ld (optimization.on_nonfinite: stop); checkpoints and metrics are "
+                        "kept\n---> HINT: optimization.on_nonfinite=skip drops such updates and goes on\n", r->step);
+            return JEPA_EXIT_NONFINITE;
+        }
+        if (w->in_a_row > cfg->optimization.max_skips) {
+            run_log(rf, "error: %d steps in a row were non-finite (optimization.max_skips %d); stopping at step %ld\n"
+                        "---> HINT: lower optimization.lr, or resume from an earlier checkpoint\n", w->in_a_row,
+                    cfg->optimization.max_skips, r->step);
+            return JEPA_EXIT_NONFINITE;
+        }
+        return JEPA_EXIT_OK;
+    }
+    w->in_a_row = 0;
+    const int size = cfg->logging.spike_window;
+    r->loss_z = spike_z_score(w, size, r->stats.loss_mean);
+    if (r->loss_z > cfg->logging.spike_z)
+        run_log(rf, "loss spike at step %ld: %.5f is %.1f standard deviations above the mean of the previous %d "
+                    "steps\n", r->step, r->stats.loss_mean, r->loss_z, w->count);
+    w->window[w->next] = r->stats.loss_mean;
+    w->next = (w->next + 1) % size;
+    if (w->count < size) w->count++;
+    return JEPA_EXIT_OK;
+}
+
 void trainer_stage_clips(Trainer *tr, int64_t first, double *data_s) {
     const int B = tr->cfg->data.batch_size;
     const int slot = tr->staged_first < 0 ? 0 : tr->staged_slot ^ 1;
     const double t0 = now_seconds();
-    data_get_clips(tr->data, first, B, model_input_host(tr->model, slot, B));
+    float *clips = model_input_host(tr->model, slot, B);  // [B,T,H,W,3]
+    data_get_clips(tr->data, first, B, clips);
+    const int64_t per_step = (int64_t)B * tr->cfg->optimization.accum_steps * dist_world();  // the world's step
+    if (first % per_step == 0 && injection_due("clips", (long)(first / per_step) + 1))
+        for (size_t i = 0; i < model_clip_elems(&tr->model->dims, 1); i++) clips[i] = (float)injection.value;
     model_stage_clips(tr->model, slot, B);
     tr->staged_first = first;
     tr->staged_slot = slot;
@@ -102,13 +240,17 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     const Config *cfg = tr->cfg;
     Model *m = tr->model;
     const int B = cfg->data.batch_size, accum = cfg->optimization.accum_steps, G = cfg->num_masks;
+    // Rank r runs micro-batches r*accum .. r*accum+accum-1 of the step's world*accum (DESIGN: N ranks see what one
+    // rank with N*accum micro-batches sees); each gradient is scaled by 1/(accum*world), the all-reduce sums them.
+    const int rank = dist_rank(), world = dist_world();
     const double t0 = now_seconds();
     memset(r, 0, sizeof(*r));
     r->total = train_total_steps(cfg);
     r->sched = schedule_at(cfg, step);
     model_zero_step(m);
+    inject_tensor(m, "param", step + 1);
     for (int micro = 0; micro < accum; micro++) {
-        const int64_t first_sample = tr->data_cursor + (int64_t)micro * B;
+        const int64_t first_sample = tr->data_cursor + ((int64_t)rank * accum + micro) * B;
         if (!tr->reuse_staged && tr->staged_first != first_sample)  // first step, resume
             trainer_stage_clips(tr, first_sample, &r->data_s);
         int n_ctx[CONFIG_MAX_MASKS], n_tgt[CONFIG_MAX_MASKS];
@@ -122,40 +264,45 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
         }
         r->flops += flops_micro_batch(&m->dims, B, n_ctx, n_tgt).total;
         const MicroBatch mb = {B, NULL, tr->masks, tr->staged_slot};
-        model_micro_step(m, &mb, 1.0 / accum, 1);
+        if (tr->dist) dist_grads_begin_micro(tr->dist, micro == accum - 1);
+        model_micro_step(m, &mb, 1.0 / ((double)accum * world), 1);
         for (int g = 0; g < G; g++) mask_batch_free(&tr->masks[g]);
-        // the next micro-batch, or the next step's first (the cursor moves by accum * B)
-        if (!tr->reuse_staged && !(last_step && micro == accum - 1))
-            trainer_stage_clips(tr, first_sample + B, &r->data_s);
+        // the next micro-batch, or this rank's first of the next step (the cursor moves by world * accum * B)
+        const int64_t next = first_sample + B + (micro == accum - 1 ? (int64_t)(world - 1) * accum * B : 0);
+        if (!tr->reuse_staged && !(last_step && micro == accum - 1)) trainer_stage_clips(tr, next, &r->data_s);
     }
-    tr->data_cursor += (int64_t)accum * B;
+    if (tr->dist) dist_grads_finish(tr->dist);
+    tr->data_cursor += (int64_t)world * accum * B;
+    inject_tensor(m, "gradient", step + 1);
     optim_step(m, cfg, &r->sched, step + 1);
+    if (tr->dist) dist_sync("the step's gradient all-reduce (NCCL)");  // under the watchdog; a no-op on the CPU
     model_read_stats(m, &r->stats);  // the step's one host synchronisation
     r->step = step + 1;
     r->epoch = (int)(step / cfg->optimization.ipe);
     r->step_s = now_seconds() - t0;
-    r->clips_per_s = B * accum / r->step_s;
+    r->clips_per_s = (double)B * accum * world / r->step_s;  // the world's clips
 }
 
-// Checkpoint after step r->step when one is due: every logging.checkpoint_every steps, at the end, on request or
-// when `force` (preemption). path receives the folder; returns whether one was written.
+// Checkpoint after step r->step when one is due: every logging.checkpoint_every steps, at the end, or when `force`
+// (a request or a preemption, agreed by every rank). Rank 0 writes it (the checkpoint is the same for any world
+// size); the others wait for it. path receives the folder; returns whether one was written.
 static int checkpoint_if_due(RunFolder *rf, const Trainer *tr, const StepRecord *r, long total, int force,
                              char *path, size_t path_size) {
     const int every = tr->cfg->logging.checkpoint_every;
-    const int requested = checkpoint_take_request() || force;
-    if (!requested && r->step != total && (every == 0 || r->step % every != 0)) return 0;
+    if (!force && r->step != total && (every == 0 || r->step % every != 0)) return 0;
     const double t0 = now_seconds();
     const TrainPosition pos = {r->step, tr->data_cursor};
-    checkpoint_save(rf->path, tr->model, tr->cfg, &pos, &r->sched, path, path_size);
+    if (dist_rank() == 0) checkpoint_save(rf->path, tr->model, tr->cfg, &pos, &r->sched, path, path_size);
+    else snprintf(path, path_size, "(written by rank 0)");
+    dist_barrier("the wait for rank 0's checkpoint");
     run_log(rf, "checkpoint %s (%.1f s)\n", path, now_seconds() - t0);
     return 1;
 }
 
 // After a preemption signal: the step in flight has finished; a checkpoint of it is written (unless this step's
 // was just written), one line says what happened. Returns JEPA_EXIT_PREEMPTED.
-static int stop_preempted(RunFolder *rf, const Trainer *tr, const StepRecord *r, long total, int saved, char *path,
-                          size_t path_size) {
-    const int sig = preempt_signal();
+static int stop_preempted(RunFolder *rf, const Trainer *tr, const StepRecord *r, long total, int sig, int saved,
+                          char *path, size_t path_size) {
     if (!saved) checkpoint_if_due(rf, tr, r, total, 1, path, path_size);
     char buf[32];
     run_log(rf, "preempted: %s at step %ld; checkpoint %s written %.2f s after the signal; exit code %d: resume "
@@ -164,22 +311,84 @@ static int stop_preempted(RunFolder *rf, const Trainer *tr, const StepRecord *r,
     return JEPA_EXIT_PREEMPTED;
 }
 
-int train_run(const Config *cfg, const char *command) {
+// ---------------------------------------------------------------- data parallel (host/dist.h)
+
+// Every rank starts from rank 0's position and weights (rank 0 alone opens the run folder and reads the checkpoint).
+static TrainPosition share_start(Model *m, TrainPosition from) {
+    if (!dist_active()) return from;
+    double pos[2] = {(double)from.step, (double)from.data_cursor};  // exact below 2^53; the others hold zeros
+    dist_allreduce_host(pos, 2, DIST_DOUBLE, DIST_MAX, "the exchange of the start position");
+    Backend *be = m->be;
+    const DistType t = dist_type_of_size(be->msize);
+    const size_t total = m->table.total, enc = table_module_numel(&m->table, MODULE_ENCODER);
+    void *bufs[] = {m->params, m->adam_m, m->adam_v};
+    for (int i = 0; i < 3; i++) dist_broadcast(bufs[i], total, t, 0, "the broadcast of rank 0's weights");
+    dist_broadcast(m->target, enc, t, 0, "the broadcast of rank 0's weights");
+    be->cast_params(be, m->work, m->params, total);
+    be->cast_params(be, m->target_work, m->target, enc);
+    dist_sync("the broadcast of rank 0's weights");
+    return (TrainPosition){(long)pos[0], (int64_t)pos[1]};
+}
+
+// The global batch (data.batch_size x accum_steps x ranks) stays what the checkpoint trained with (its data cursor /
+// its step): on another world size accum_steps is adjusted, or the run refused with the arithmetic.
+static void keep_global_batch(Config *cfg, TrainPosition from, RunFolder *rf) {
+    const int world = dist_world(), B = cfg->data.batch_size, accum = cfg->optimization.accum_steps;
+    if (from.step <= 0 || from.data_cursor % from.step != 0) return;
+    const int64_t was = from.data_cursor / from.step, per_accum = (int64_t)B * world;
+    if (was == per_accum * accum) return;
+    if (was % per_accum != 0)
+        die_input("resume: the checkpoint trained with a global batch of %lld clips per step; data.batch_size %d x "
+                  "%d rank%s = %lld does not divide it, so no optimization.accum_steps keeps it\n---> HINT: use a "
+                  "data.batch_size and a rank count whose product divides %lld", (long long)was, B, world,
+                  world == 1 ? "" : "s", (long long)per_accum, (long long)was);
+    cfg->optimization.accum_steps = (int)(was / per_accum);
+    run_log(rf, "resume: keeping the checkpoint's global batch of %lld clips: optimization.accum_steps %d -> %d "
+                "(data.batch_size %d x %d x %d rank%s)\n", (long long)was, accum, cfg->optimization.accum_steps, B,
+            cfg->optimization.accum_steps, world, world == 1 ? "" : "s");
+}
+
+// A preemption signal or checkpoint request on any rank stops or checkpoints every rank: one MAX a step.
+static void agree_on_stop(int *sig, int *request) {
+    int flags[2] = {preempt_signal(), checkpoint_take_request()};
+    dist_allreduce_host(flags, 2, DIST_INT, DIST_MAX, "the agreement on preemption");
+    *sig = flags[0], *request = flags[1];
+}
+
+int train_run(const Config *cfg_in, const char *command) {
     preempt_install();
+    dist_init(cfg_in->dist.timeout_s);
+    Config run_cfg = *cfg_in;  // optimization.accum_steps may change on resume (keep_global_batch)
+    const Config *cfg = &run_cfg;
+    if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout))  // rank 0 speaks for the world; errors: stderr
+        die_internal("%s:%d: freopen /dev/null failed", __FILE__, __LINE__);
     char device[512];
     Backend *be = train_backend(cfg, device, sizeof device);
+    dist_attach(be);
+    dist_print_layout(stdout, device);
     RunFolder rf = {0};
     Trainer tr = {.cfg = cfg, .staged_first = -1};
     tr.model = model_create(cfg, be);
-    const TrainPosition from = resume_open_run(&rf, tr.model, cfg, device, command);
+    parse_injection(tr.model);
+    NumericsWatch watch = {.window = xcalloc((size_t)cfg->logging.spike_window, sizeof(double))};
+    tr.data = data_open(cfg);  // before the run folder: a bad store must not leave an empty run behind
+    TrainPosition from = {0, 0};
+    if (dist_rank() == 0) from = resume_open_run(&rf, tr.model, cfg, device, command);
+    from = share_start(tr.model, from);
+    keep_global_batch(&run_cfg, from, &rf);
+    if (dist_active())
+        tr.dist = dist_grads_create(tr.model, cfg->dist.bucket_mb, strcmp(cfg->dist.reduce_dtype, "bfloat16") == 0);
     tr.data_cursor = from.data_cursor;
     config_print_table(cfg, stdout);
-    config_print_table(cfg, rf.log);
-    tr.data = data_open(cfg);
+    if (rf.log) config_print_table(cfg, rf.log);  // other ranks than 0 have no run folder
     const long total = train_total_steps(cfg);
     run_log(&rf, "device: %s\n", device);
-    run_log(&rf, "run folder %s | device %s | %zu parameters | %ld steps of %d clips\n", rf.path, be->name,
-            tr.model->table.total, total, cfg->data.batch_size * cfg->optimization.accum_steps);
+    run_log(&rf, "run folder %s | device %s | %zu parameters | %ld steps of %d clips (global batch: %d per rank x "
+                 "%d micro-batches x %d rank%s)\n", rf.path, be->name, tr.model->table.total, total,
+            cfg->data.batch_size * cfg->optimization.accum_steps * dist_world(), cfg->data.batch_size,
+            cfg->optimization.accum_steps, dist_world(), dist_world() == 1 ? "" : "s");
+    Monitor mon = {0};
+    if (rf.metrics) monitor_open(&mon, rf.path, cfg, &tr.model->dims);
     const double start = now_seconds();
     int rc = JEPA_EXIT_OK;
     StepRecord r = {0};
@@ -187,30 +396,34 @@ int train_run(const Config *cfg, const char *command) {
         run_log(&rf, "nothing to train: the run is at step %ld of %ld\n---> HINT: raise optimization.max_steps or "
                      "optimization.epochs to continue it, or set meta.resume=never for a new run\n", from.step, total);
     for (long step = from.step; step < total; step++) {
+        dist_set_step(step + 1);
         train_step(&tr, step, step == total - 1, &r);
-        write_metrics(rf.metrics, &r, cfg->num_masks);
-        if (!isfinite(r.stats.loss_mean)) {
-            run_log(&rf, "error: the loss is %f at step %ld; stopping (the run folder keeps the metrics)\n",
-                    r.stats.loss_mean, r.step);
-            rc = JEPA_EXIT_INTERNAL;
-            break;
-        }
+        rc = watch_numerics(&rf, &tr, &r, &watch);
+        if (rf.metrics) write_metrics(rf.metrics, &r, cfg->num_masks);
+        if (rf.metrics) monitor_step(&mon, &tr, &r, rf.metrics);  // TensorBoard scalars, eval.every probe
+        if (rc != JEPA_EXIT_OK) break;
         if (r.step % cfg->logging.log_every == 0 || r.step == total || r.step == 1)
             print_progress(&rf, &r, now_seconds() - start, r.step - from.step);
         char ckpt[1200];
-        const int saved = checkpoint_if_due(&rf, &tr, &r, total, 0, ckpt, sizeof ckpt);
-        if (preempt_signal()) {
-            rc = stop_preempted(&rf, &tr, &r, total, saved, ckpt, sizeof ckpt);
+        int sig, requested;
+        agree_on_stop(&sig, &requested);
+        const int saved = checkpoint_if_due(&rf, &tr, &r, total, requested, ckpt, sizeof ckpt);
+        if (sig) {
+            rc = stop_preempted(&rf, &tr, &r, total, sig, saved, ckpt, sizeof ckpt);
             break;
         }
     }
     if (rc == JEPA_EXIT_OK && from.step < total)
         run_log(&rf, "done: %ld steps in %.1f s, final loss %.5f, target std %.3f; run folder %s\n", r.step,
                 now_seconds() - start, r.stats.loss_mean, r.stats.target_std, rf.path);
+    free(watch.window);
+    monitor_close(&mon);
+    dist_grads_free(tr.dist);
     data_close(tr.data);
     model_free(tr.model);
     backend_destroy(be);
     run_folder_close(&rf);
+    dist_finalize();
     return rc;
 }
 

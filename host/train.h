@@ -27,6 +27,9 @@ typedef struct {
     double tokens_ctx[CONFIG_MAX_MASKS], tokens_tgt[CONFIG_MAX_MASKS];  // mean over micro-batches
     double flops;  // by the DESIGN rule (flops.h), summed over the micro-batches at their own mask lengths
     double step_s, data_s, clips_per_s;
+    int skipped;         // a NaN/Inf loss or gradient: the update was dropped (StepStats.nonfinite)
+    int skips_in_a_row;  // consecutive skipped steps up to this one (0 after an applied update)
+    double loss_z;       // the loss's z-score against the previous logging.spike_window finite losses; NAN: too few
 } StepRecord;
 
 // Everything one rank needs for a step: the model, the data and the host buffers.
@@ -39,6 +42,7 @@ typedef struct {
     int64_t staged_first;  // first sample of the clips staged in staged_slot, -1 when none
     int staged_slot;       // input slot holding them
     int reuse_staged;      // benchmarks: every micro-batch reuses the clips in staged_slot; no data is read
+    struct DistGrads *dist;  // gradient all-reduce across ranks (dist.h); NULL: one process
 } Trainer;
 
 // Reads the clips of samples [first, first + B) into the free input slot and starts their copy to the device, so

@@ -180,6 +180,7 @@ static void collide_pair(BallsState *s, int i, int j) {
 }
 
 static void collide_balls(BallsState *s) {
+    if (s->rules & BALLS_GHOSTS) return;
     for (int i = 0; i < s->n; i++)
         for (int j = i + 1; j < s->n; j++) collide_pair(s, i, j);
 }
@@ -197,6 +198,7 @@ static void bounce_axis(double *p, double *v, double r, double size) {
 }
 
 static void bounce_walls(const BallsWorldConfig *cfg, BallsState *s) {
+    if (s->rules & BALLS_NO_WALLS) return;
     for (int i = 0; i < s->n; i++) {
         bounce_axis(&s->x[i], &s->vx[i], s->r[i], cfg->width);
         bounce_axis(&s->y[i], &s->vy[i], s->r[i], cfg->height);
@@ -205,6 +207,7 @@ static void bounce_walls(const BallsWorldConfig *cfg, BallsState *s) {
 
 // Positions only: a contact push into a wall is not a bounce.
 static void clamp_into_box(const BallsWorldConfig *cfg, BallsState *s) {
+    if (s->rules & BALLS_NO_WALLS) return;
     for (int i = 0; i < s->n; i++) {
         s->x[i] = fmin(fmax(s->x[i], s->r[i]), cfg->width - s->r[i]);
         s->y[i] = fmin(fmax(s->y[i], s->r[i]), cfg->height - s->r[i]);
@@ -215,7 +218,7 @@ static void clamp_into_box(const BallsWorldConfig *cfg, BallsState *s) {
 // position-only passes (velocities untouched, so energy stays exact) shrink it geometrically.
 static void relax_positions(const BallsWorldConfig *cfg, BallsState *s) {
     for (int pass = 0; pass < RELAX_PASSES; pass++) {
-        for (int i = 0; i < s->n; i++)
+        for (int i = 0; i < s->n && !(s->rules & BALLS_GHOSTS); i++)
             for (int j = i + 1; j < s->n; j++) {
                 double nx, ny;
                 separate_pair(s, i, j, &nx, &ny);
@@ -308,4 +311,78 @@ void balls_clip(const BallsWorldConfig *cfg, uint64_t seed, int64_t sample_index
         if (t + 1 < frames)
             for (int k = 0; k < frame_step; k++) balls_step(cfg, &s, 1.0);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Impossible twins
+
+const char *const BALLS_VIOLATION_NAMES[BALLS_VIOLATION_COUNT] = {"teleport", "vanish", "pass_ball", "pass_wall",
+                                                                  "colour"};
+
+// Ball i to a free place at least a third of the box away; the mirrored place when none is found.
+static void teleport_ball(const BallsWorldConfig *cfg, Rng *rng, BallsState *s, int i) {
+    const double x0 = s->x[i], y0 = s->y[i], far = (cfg->width < cfg->height ? cfg->width : cfg->height) / 3.0;
+    for (int t = 0; t < PLACE_TRIES; t++) {
+        s->x[i] = rng_uniform_range(rng, s->r[i], cfg->width - s->r[i]);
+        s->y[i] = rng_uniform_range(rng, s->r[i], cfg->height - s->r[i]);
+        int free_place = hypot(s->x[i] - x0, s->y[i] - y0) >= far;
+        for (int j = 0; j < s->n && free_place; j++)
+            if (j != i && hypot(s->x[i] - s->x[j], s->y[i] - s->y[j]) < s->r[i] + s->r[j]) free_place = 0;
+        if (free_place) return;
+    }
+    s->x[i] = cfg->width - x0;
+    s->y[i] = cfg->height - y0;
+}
+
+// A palette colour no other ball wears (any other colour when the palette is used up).
+static void recolour_ball(const BallsWorldConfig *cfg, Rng *rng, BallsState *s, int i) {
+    if (cfg->colours < 2) return;
+    for (int t = 0; t < PLACE_TRIES; t++) {
+        const int c = (int)rng_randint(rng, 0, cfg->colours);
+        int used = c == s->colour[i];
+        for (int j = 0; j < s->n && !used && t < PLACE_TRIES / 2; j++) used = j != i && s->colour[j] == c;
+        if (!used) {
+            s->colour[i] = c;
+            return;
+        }
+    }
+    s->colour[i] = (s->colour[i] + 1) % cfg->colours;
+}
+
+static void break_law(const BallsWorldConfig *cfg, Rng *rng, BallsState *s, BallsViolation v) {
+    const int i = (int)rng_randint(rng, 0, s->n);
+    switch (v) {
+    case BALLS_TELEPORT: teleport_ball(cfg, rng, s, i); break;
+    case BALLS_VANISH:  // the last ball takes its slot
+        s->x[i] = s->x[s->n - 1], s->y[i] = s->y[s->n - 1], s->vx[i] = s->vx[s->n - 1], s->vy[i] = s->vy[s->n - 1];
+        s->r[i] = s->r[s->n - 1], s->colour[i] = s->colour[s->n - 1];
+        s->n--;
+        break;
+    case BALLS_PASS_BALL: s->rules |= BALLS_GHOSTS; break;
+    case BALLS_PASS_WALL: s->rules |= BALLS_NO_WALLS; break;
+    case BALLS_COLOUR: recolour_ball(cfg, rng, s, i); break;
+    default: JEPA_ASSERT(0);
+    }
+}
+
+int balls_twin_clips(const BallsWorldConfig *cfg, uint64_t seed, int64_t sample_index, int frames, int frame_step,
+                     BallsViolation v, int violation_frame, uint64_t draw, uint8_t *possible, uint8_t *impossible) {
+    JEPA_ASSERT(frames >= 1 && frame_step >= 1 && v >= 0 && v < BALLS_VIOLATION_COUNT);
+    BallsState lawful, twin;
+    balls_init(cfg, seed, sample_index, &lawful);
+    twin = lawful;
+    Rng rng = rng_stream(seed, RNG_SYNTH, 1 + draw, (uint64_t)sample_index);
+    const size_t frame_bytes = (size_t)cfg->height * cfg->width * 3;
+    int first_diff = -1;
+    for (int t = 0; t < frames; t++) {
+        if (t == violation_frame) break_law(cfg, &rng, &twin, v);
+        balls_render(cfg, &lawful, possible + (size_t)t * frame_bytes);
+        balls_render(cfg, &twin, impossible + (size_t)t * frame_bytes);
+        if (first_diff < 0 && memcmp(possible + (size_t)t * frame_bytes, impossible + (size_t)t * frame_bytes,
+                                     frame_bytes) != 0)
+            first_diff = t;
+        if (t + 1 < frames)
+            for (int k = 0; k < frame_step; k++) balls_step(cfg, &lawful, 1.0), balls_step(cfg, &twin, 1.0);
+    }
+    return first_diff;
 }

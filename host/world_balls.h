@@ -27,7 +27,11 @@ typedef struct {
     double r[BALLS_MAX];                  // radius, pixels; mass is r^2 (equal density discs)
     int colour[BALLS_MAX];                // palette index in [0, colours)
     int substeps;          // physics substeps per frame (dt = 1); set by balls_set_substeps
+    unsigned rules;        // BALLS_GHOSTS | BALLS_NO_WALLS: laws switched off (impossible twins); 0 = lawful
 } BallsState;
+
+// Laws an impossible twin may break (BallsState.rules).
+enum { BALLS_GHOSTS = 1u, BALLS_NO_WALLS = 2u };  // balls pass through each other; through the walls
 
 // Background colour (dark grey) shared by the renderer and tests.
 extern const uint8_t BALLS_BACKGROUND[3];
@@ -65,3 +69,22 @@ void balls_render(const BallsWorldConfig *cfg, const BallsState *s, uint8_t *rgb
 // rgb: (frames, H, W, 3); states: (frames, num_balls * 4) as x, y, vx, vy per ball, or NULL.
 void balls_clip(const BallsWorldConfig *cfg, uint64_t seed, int64_t sample_index, int frames, int frame_step,
                 uint8_t *rgb, float *states);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Impossible twins (jepa eval surprise): the same start as the lawful clip; from violation_frame on, one law breaks.
+typedef enum {
+    BALLS_TELEPORT = 0,  // a ball jumps to a far free place, keeping its velocity
+    BALLS_VANISH,        // a ball disappears
+    BALLS_PASS_BALL,     // balls pass through each other instead of colliding
+    BALLS_PASS_WALL,     // balls pass through the walls and leave the box
+    BALLS_COLOUR,        // a ball changes colour
+    BALLS_VIOLATION_COUNT
+} BallsViolation;
+extern const char *const BALLS_VIOLATION_NAMES[BALLS_VIOLATION_COUNT];  // "teleport", "vanish", ...
+
+// Renders the lawful clip into possible and its impossible twin into impossible (frames, H, W, 3 each), frame t
+// after t * frame_step physics frames. The violation's own draws (which ball, where) come from
+// rng_stream(seed, RNG_SYNTH, 1 + draw, sample_index), apart from the start's. Returns the first frame at which the
+// two clips differ, or -1 when they never do (a pass-through with no meeting, say: draw another sample).
+int balls_twin_clips(const BallsWorldConfig *cfg, uint64_t seed, int64_t sample_index, int frames, int frame_step,
+                     BallsViolation v, int violation_frame, uint64_t draw, uint8_t *possible, uint8_t *impossible);

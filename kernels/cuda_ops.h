@@ -40,6 +40,11 @@ void cuda_attention_bwd(cuda_stream s, bf16_bits *dqkv /* += */, const bf16_bits
 size_t cuda_attention_bwd_workspace(int B, int N, int H, int hd);
 void cuda_attention_set_workspace(void *workspace, size_t bytes);
 
+// ---- rope.cu: V-JEPA 2's 3D RoPE in place on q and k of qkv [B,N,3,H,hd] (Backend.rope_qk; reference
+// kernels/rope_cpu.c). pos [B,N] raster grid indices or NULL (token n at n); transpose 1: the backward.
+void cuda_rope_qk(cuda_stream s, bf16_bits *qkv, const int32_t *pos, int B, int N, int H, int hd, int grid_h,
+                  int grid_w, int transpose);
+
 // ---- elementwise.cu (n elements, bf16 unless noted)
 void cuda_gelu_fwd(cuda_stream s, bf16_bits *out, const bf16_bits *inp, size_t n);
 void cuda_gelu_bwd(cuda_stream s, bf16_bits *dinp /* += */, const bf16_bits *inp, const bf16_bits *dout, size_t n);
@@ -73,10 +78,14 @@ void cuda_mean_column_std(cuda_stream s, float *out /* [1] += scale * value */, 
 // ---- optim.cu (fp32 flat buffers)
 void cuda_sum_squares(cuda_stream s, float *out /* [1] = */, const float *x, size_t n);
 void cuda_clip_by_norm(cuda_stream s, float *x, size_t n, const float *sumsq /* [1] */, float max_norm);
+// flag[0] = 1 when any of x[0..n) is NaN or infinite, else 0
+void cuda_nonfinite_flag(cuda_stream s, float *flag /* [1] */, const float *x /* [n] */, int n);
+// skip: [1] read on the device, non-zero: the launch changes nothing; NULL: never skip
 void cuda_adamw(cuda_stream s, float *param, bf16_bits *working /* or NULL */, const float *grad, float *m, float *v,
-                size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, long step);
+                size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, long step,
+                const float *skip /* [1] or NULL */);
 void cuda_ema(cuda_stream s, float *target, bf16_bits *working /* or NULL */, const float *source, size_t n,
-              float momentum);
+              float momentum, const float *skip /* [1] or NULL */);
 void cuda_cast_params(cuda_stream s, bf16_bits *working, const float *master, size_t n);
 
 // ---- matmul.cu (cuBLASLt, bf16 in, fp32 accumulate; fixed algorithms when deterministic)

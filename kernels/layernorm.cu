@@ -109,6 +109,7 @@ static __global__ void __launch_bounds__(LN_FWD_THREADS)
                              const bf16 *__restrict__ bias, int R, int C, float eps) {
     constexpr int P = 32 / L;                 // rows per warp at a time
     constexpr int ROWS = LN_FWD_THREADS / L;  // rows per block at a time
+    ln_pdl_wait();     // launched as a dependent (ln_launch): the previous kernel complete before any global access
     ln_pdl_trigger();  // a backward launched next may be placed now (it waits for this grid to complete)
     const int lane = threadIdx.x % L, sub = (threadIdx.x % 32) / L, warp = threadIdx.x / 32;
     const int nch = C / 8;
@@ -382,8 +383,8 @@ static void ln_fwd_vec_launch(cudaStream_t s, bf16 *out, float *mean, float *rst
     constexpr int ROWS = LN_FWD_THREADS / L;
     const unsigned cap = cuda_persistent_grid((const void *)layernorm_fwd_vec_kernel<L, V>, LN_FWD_THREADS, 0);
     const unsigned want = (unsigned)((R + ROWS - 1) / ROWS);
-    layernorm_fwd_vec_kernel<L, V><<<want < cap ? want : cap, LN_FWD_THREADS, 0, s>>>(out, mean, rstd, inp, w, bias,
-                                                                                       R, C, eps);
+    ln_launch(layernorm_fwd_vec_kernel<L, V>, want < cap ? want : cap, LN_FWD_THREADS, 0, s, out, mean, rstd, inp, w,
+              bias, R, C, eps);
     CUDA_CHECK_LAUNCH();
 }
 

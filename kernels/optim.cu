@@ -186,7 +186,9 @@ static __device__ __forceinline__ void adamw_four(float4 &p, float4 g, float4 &m
 template <bool WORK>
 static __global__ void __launch_bounds__(OPT_THREADS)
     adamw_kernel(float *__restrict__ param, bf16 *__restrict__ working, const float *__restrict__ grad,
-                 float *__restrict__ m, float *__restrict__ v, size_t n, size_t head, size_t nvec, AdamConsts k) {
+                 float *__restrict__ m, float *__restrict__ v, size_t n, size_t head, size_t nvec, AdamConsts k,
+                 const float *__restrict__ skip) {
+    if (skip && *skip != 0.0f) return;  // a numerical fault this step: the update is dropped
     float4 *p4 = reinterpret_cast<float4 *>(param + head), *m4 = reinterpret_cast<float4 *>(m + head);
     float4 *v4 = reinterpret_cast<float4 *>(v + head);
     const float4 *g4 = reinterpret_cast<const float4 *>(grad + head);
@@ -235,7 +237,8 @@ static __device__ __forceinline__ float4 ema_four(float4 t, float4 s, float mom,
 template <bool WORK>
 static __global__ void __launch_bounds__(OPT_THREADS)
     ema_kernel(float *__restrict__ target, bf16 *__restrict__ working, const float *__restrict__ source, size_t n,
-               size_t head, size_t nvec, float mom, float rest) {
+               size_t head, size_t nvec, float mom, float rest, const float *__restrict__ skip) {
+    if (skip && *skip != 0.0f) return;
     float4 *t4 = reinterpret_cast<float4 *>(target + head);
     const float4 *s4 = reinterpret_cast<const float4 *>(source + head);
     uint2 *w4 = WORK ? reinterpret_cast<uint2 *>(working + head) : nullptr;
@@ -259,6 +262,15 @@ static __global__ void __launch_bounds__(OPT_THREADS)
         target[i] = t;
         if (WORK) working[i] = __float2bfloat16_rn(t);
     }
+}
+
+// ---------------------------------------------------------------- numerical-fault flag
+// One thread: n is a handful of statistics (losses, sums of squares).
+static __global__ void nonfinite_flag_kernel(float *flag, const float *x, int n) {
+    float any = 0.0f;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i])) any = 1.0f;
+    *flag = any;
 }
 
 // ---------------------------------------------------------------- cast
@@ -309,7 +321,8 @@ extern "C" void cuda_clip_by_norm(cuda_stream s, float *x, size_t n, const float
 }
 
 extern "C" void cuda_adamw(cuda_stream s, float *param, bf16_bits *working, const float *grad, float *m, float *v,
-                           size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, long step) {
+                           size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, long step,
+                           const float *skip) {
     if (step < 1) {
         fflush(stdout);
         fprintf(stderr, "internal error: %s:%d: cuda_adamw: step %ld (steps count from 1)\n", __FILE__, __LINE__, step);
@@ -331,16 +344,16 @@ extern "C" void cuda_adamw(cuda_stream s, float *param, bf16_bits *working, cons
     const OptSplit sp = opt_split(n, arrays, 4, working);
     if (working) {
         const unsigned grid = opt_grid((const void *)adamw_kernel<true>, &sp, n);
-        adamw_kernel<true><<<grid, OPT_THREADS, 0, s>>>(param, BF16(working), grad, m, v, n, sp.head, sp.nvec, k);
+        adamw_kernel<true><<<grid, OPT_THREADS, 0, s>>>(param, BF16(working), grad, m, v, n, sp.head, sp.nvec, k, skip);
     } else {
         const unsigned grid = opt_grid((const void *)adamw_kernel<false>, &sp, n);
-        adamw_kernel<false><<<grid, OPT_THREADS, 0, s>>>(param, NULL, grad, m, v, n, sp.head, sp.nvec, k);
+        adamw_kernel<false><<<grid, OPT_THREADS, 0, s>>>(param, NULL, grad, m, v, n, sp.head, sp.nvec, k, skip);
     }
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_ema(cuda_stream s, float *target, bf16_bits *working, const float *source, size_t n,
-                         float momentum) {
+                         float momentum, const float *skip) {
     if (n == 0) return;
     if ((void *)working == (void *)target) working = NULL;
     const double mom = momentum;
@@ -349,11 +362,16 @@ extern "C" void cuda_ema(cuda_stream s, float *target, bf16_bits *working, const
     const OptSplit sp = opt_split(n, arrays, 2, working);
     if (working) {
         const unsigned grid = opt_grid((const void *)ema_kernel<true>, &sp, n);
-        ema_kernel<true><<<grid, OPT_THREADS, 0, s>>>(target, BF16(working), source, n, sp.head, sp.nvec, fmom, rest);
+        ema_kernel<true><<<grid, OPT_THREADS, 0, s>>>(target, BF16(working), source, n, sp.head, sp.nvec, fmom, rest, skip);
     } else {
         const unsigned grid = opt_grid((const void *)ema_kernel<false>, &sp, n);
-        ema_kernel<false><<<grid, OPT_THREADS, 0, s>>>(target, NULL, source, n, sp.head, sp.nvec, fmom, rest);
+        ema_kernel<false><<<grid, OPT_THREADS, 0, s>>>(target, NULL, source, n, sp.head, sp.nvec, fmom, rest, skip);
     }
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_nonfinite_flag(cuda_stream s, float *flag, const float *x, int n) {
+    nonfinite_flag_kernel<<<1, 1, 0, s>>>(flag, x, n);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Converts official V-JEPA checkpoints (the .pth.tar files of facebookresearch/jepa app/vjepa/train.py) to jepa.c
-checkpoint folders and back. Needs PyTorch (Debian: apt-get install python3-torch; run with /usr/bin/python3) and a
+"""Converts official V-JEPA checkpoints (the .pth.tar files of facebookresearch/jepa app/vjepa/train.py, and V-JEPA 2's
+.pt files of facebookresearch/vjepa2, training checkpoints and the released weights) to jepa.c checkpoint folders
+and back. Needs PyTorch (Debian: apt-get install python3-torch; run with /usr/bin/python3) and a
 built jepa (for `jepa config --resolve`). docs/checkpoints.md explains both formats.
 
   # official -> jepa.c (step = epoch x ipe): CONFIG (+ overrides) must describe the official model's sizes; the folder goes into a run
@@ -16,7 +17,14 @@ the official format they are computed (bit-identical to the official get_3d_sinc
 --num-frames or --crop-size differ from the jepa.c config, interpolated trilinearly as the official
 interpolate_pos_encoding does. Coming from the official format a table on another grid than the config's is
 interpolated the same way and compared with the sincos table jepa.c will use; the largest difference is printed.
-AdamW moments map through the official init_opt parameter groups (encoder/predictor x decay/no-decay)."""
+AdamW moments map through the official init_opt parameter groups (encoder/predictor x decay/no-decay).
+
+V-JEPA 2 (a config with model.pos_embed: rope3d, e.g. configs/vjepa2_vitg16.yaml): RoPE has no tables, so none are
+written going to the official format, and any a file holds (the released ones do; the official hub loads them with
+strict=False) are dropped with a note. A file without an optimizer or epoch (released weights) converts with zero
+moments at step --step (default 0); one without target_encoder takes the encoder for it (noted). The predictor's
+mask tokens: V-JEPA 2 training files hold one per mask generator and clip length (its hub builds 10): jepa.c keeps
+mask_tokens.0 .. G-1 for its G generators, missing ones zero, extra ones dropped, each noted."""
 import argparse
 import datetime
 import json
@@ -34,7 +42,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The config keys whose values shape the model, in the order jepa.c hashes them (host/checkpoint.c).
 MODEL_KEYS = ["data.num_frames", "data.tubelet_size", "data.crop_size", "data.patch_size", "model.model_name",
               "model.embed_dim", "model.depth", "model.num_heads", "model.mlp_ratio", "model.pred_depth",
-              "model.pred_embed_dim", "model.pred_num_heads", "model.uniform_power", "model.use_mask_tokens"]
+              "model.pred_embed_dim", "model.pred_num_heads", "model.uniform_power", "model.pos_embed",
+              "model.use_mask_tokens"]
 MASK_COUNT_KEY = "mask (number of generators)"
 WRAPPER_PREFIX = "module.backbone."
 
@@ -136,18 +145,61 @@ def strip(state_dict):
 
 # ---------------------------------------------------------------------------------------------------- to jepa.c
 
+def is_rope(values):
+    return values.get("model.pos_embed", "sincos") == "rope3d"
+
+
+def load_official(args, rope):
+    """The checkpoint's stripped encoder, predictor and target state_dicts; V-JEPA 2's released files may lack the
+    optimizer, the epoch and (then taken from the encoder) the target encoder."""
+    ckpt = torch.load(args.checkpoint, map_location="cpu")
+    needed = ("encoder", "predictor") if rope else ("encoder", "predictor", "target_encoder", "opt", "epoch")
+    for part in needed:
+        if part not in ckpt:
+            fail(f"{args.checkpoint}: expected an official V-JEPA checkpoint with '{part}'")
+    enc, pred = strip(ckpt["encoder"]), strip(ckpt["predictor"])
+    if "target_encoder" in ckpt:
+        tgt = strip(ckpt["target_encoder"])
+    else:
+        print("note: no target_encoder in the file: the target encoder starts as a copy of the encoder")
+        tgt = dict(enc)
+    return ckpt, enc, pred, tgt
+
+
+def fit_mask_tokens(pred, generators):
+    """Keeps mask_tokens.0 .. generators-1 of a V-JEPA 2 predictor state_dict (jepa.c's table), zero-filling
+    missing ones and dropping extras, with a note for each."""
+    have = sorted(int(k.split(".")[1]) for k in pred if k.startswith("mask_tokens."))
+    if not have:
+        return pred
+    shape = pred[f"mask_tokens.{have[0]}"].shape
+    out = {k: v for k, v in pred.items() if not k.startswith("mask_tokens.")}
+    for i in range(generators):
+        key = f"mask_tokens.{i}"
+        out[key] = pred[key] if key in pred else torch.zeros(shape)
+        if key not in pred:
+            print(f"note: predictor {key} is not in the file: zero")
+    dropped = [i for i in have if i >= generators]
+    if dropped:
+        print(f"note: predictor mask_tokens {dropped} dropped (jepa.c keeps one per mask generator: {generators}; "
+              "V-JEPA 2 trains mask_tokens.0 only with one clip length, see model.shared_mask_token)")
+    return out
+
+
 def to_jepa(args):
     text, values = resolve_config(args.jepa, args.config, args.overrides)
     keys, config_hash = model_config(values)
-    ckpt = torch.load(args.checkpoint, map_location="cpu")
-    for part in ("encoder", "predictor", "target_encoder", "opt", "epoch"):
-        if part not in ckpt:
-            fail(f"{args.checkpoint}: expected an official V-JEPA checkpoint with '{part}'")
-    enc, pred, tgt = strip(ckpt["encoder"]), strip(ckpt["predictor"]), strip(ckpt["target_encoder"])
+    rope = is_rope(values)
+    ckpt, enc, pred, tgt = load_official(args, rope)
+    if rope:
+        pred = fit_mask_tokens(pred, int(values[MASK_COUNT_KEY]))
     dst_grid = grid(values)
     uniform = values["model.uniform_power"] == "true"
     for name, part, prefix in (("pos_embed", enc, "encoder"), ("predictor_pos_embed", pred, "predictor")):
         if name not in part:
+            continue
+        if rope:
+            print(f"note: {prefix} {name} in the file is not used with RoPE (model.pos_embed: rope3d): dropped")
             continue
         table = part[name].float()
         n, dim = table.shape[1], table.shape[2]
@@ -161,10 +213,15 @@ def to_jepa(args):
         for k, v in part.items():
             if k not in ("pos_embed", "predictor_pos_embed"):
                 model[prefix + k] = v.float().numpy()
-    exp_avg, exp_avg_sq, adam_step = moments_from_official(ckpt["opt"], enc, pred)
     ipe = int(values["optimization.ipe"])
     ours = ckpt.get("jepa.c", {})  # written by to-official: the exact step and data position
-    step = int(ours.get("step", int(ckpt["epoch"]) * ipe))
+    if "opt" in ckpt and "epoch" in ckpt:
+        exp_avg, exp_avg_sq, adam_step = moments_from_official(ckpt["opt"], strip(ckpt["encoder"]),
+                                                               strip(ckpt["predictor"]))
+        step = int(ours.get("step", int(ckpt["epoch"]) * ipe))
+    else:  # released weights: no optimizer
+        exp_avg, exp_avg_sq, adam_step, step = {}, {}, None, args.step
+        print(f"note: no optimizer state in the file: AdamW moments start at zero, step {step}")
     if adam_step is not None and adam_step != step:
         print(f"note: AdamW counted {adam_step} steps, epoch {ckpt['epoch']} x ipe {ipe} = {step}; "
               f"jepa.c continues from step {step}")
@@ -256,6 +313,7 @@ def to_official(args):
     dst_grid = (frames // int(values["data.tubelet_size"]), crop // int(values["data.patch_size"]),
                 crop // int(values["data.patch_size"]))
     uniform = values["model.uniform_power"] == "true"
+    rope = is_rope(values)
     parts = {"encoder": {}, "predictor": {}, "target_encoder": {}}
     for name, array in model.items():
         module, _, key = name.partition(".")
@@ -264,6 +322,8 @@ def to_official(args):
     pred_dim = parts["predictor"]["predictor_embed.weight"].shape[0]
     for module, pos, dim in (("encoder", "pos_embed", enc_dim), ("target_encoder", "pos_embed", enc_dim),
                              ("predictor", "predictor_pos_embed", pred_dim)):
+        if rope:  # V-JEPA 2's RoPE modules hold no position table
+            break
         table = interpolate(sincos_3d(dim, *src_grid, uniform), src_grid, dst_grid)
         parts[module] = {pos: table.contiguous(), **parts[module]}
     opt = official_optimizer(parts, optimizer, state, values)
@@ -274,7 +334,7 @@ def to_official(args):
                 "lr": float(values["optimization.lr"]),
                 "jepa.c": {"step": state["step"], "data_cursor": state["data_cursor"]}})  # ignored by the official code
     torch.save(out, args.output)
-    how = "" if src_grid == dst_grid else f", position tables interpolated from {src_grid} to {dst_grid}"
+    how = "" if src_grid == dst_grid or rope else f", position tables interpolated from {src_grid} to {dst_grid}"
     print(f"wrote {args.output}: step {state['step']} (epoch {out['epoch']}){how}")
 
 
@@ -316,6 +376,8 @@ def main():
                    "(default: the config's)")
     a.add_argument("--official-crop-size", type=int, default=None, help="crop size the official model was built for "
                    "(default: the config's)")
+    a.add_argument("--step", type=int, default=0, help="the step a file without optimizer state (V-JEPA 2's "
+                   "released weights) is placed at (default 0)")
     b = sub.add_parser("to-official", help="jepa.c checkpoint folder -> official .pth.tar")
     b.add_argument("checkpoint")
     b.add_argument("-o", "--output", required=True)

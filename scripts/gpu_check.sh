@@ -10,8 +10,12 @@ mkdir -p "$out"
 has() { [[ " $stages " == *" all "* || " $stages " == *" $1 "* ]]; }
 if [ -d .devdeps ]; then
     for f in .devdeps/libyaml*.deb .devdeps/*-dev_*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
-    ldconfig -p | grep -q 'libjson-c.so.5 ' || dpkg -x .devdeps/libjson-c5_*.deb /
-    ldconfig -p | grep -q 'libxxhash.so.0 ' || dpkg -x .devdeps/libxxhash0_*.deb /
+    for f in .devdeps/*.deb; do  # runtime packages: only where the machine lacks the library they ship
+        case $f in *-dev_*|*libyaml*) continue ;; esac
+        for so in $(dpkg -c "$f" | grep -o 'lib[^/ ]*\.so\.[0-9]*' | sort -u); do
+            ldconfig -p | grep -q "$so " || { dpkg -x "$f" /; break; }
+        done
+    done
     ldconfig
 fi
 # cuDNN's headers may live only in a Python wheel on such machines.

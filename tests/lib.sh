@@ -2,7 +2,7 @@
 # Leaves the shell at the repository root with $jepa, a temporary folder $tmp removed on exit, and
 # pass/fail/skip NAME [DETAIL] and check NAME DETAIL COMMAND... (PASS when COMMAND succeeds).
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-jepa=build/jepa
+jepa=${JEPA_BIN:-build/jepa}  # JEPA_BIN: another binary (a private copy while build/jepa is being rebuilt)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass() { echo "PASS $1"; }

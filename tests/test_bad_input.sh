@@ -80,6 +80,8 @@ expect "config: inconsistent keys (heads do not divide the width)" 2 "model.embe
 # ------------------------------------------------------------------------------------------------ HDF5 stores
 store() { train "data.datasets=[$1]" optimization.max_steps=1 logging.write_tag=store "${@:2}"; }
 expect "hdf5: a missing store" 2 "$tmp/h5/none.h5: cannot open store: No such file" -- store $tmp/h5/none.h5
+check "hdf5: a bad store leaves no run folder behind (the stores open before the run folder is made)" \
+    "$(ls $runs)" [ ! -e $runs/store ]
 echo "not hdf5" > $tmp/h5/text.h5
 expect "hdf5: a file that is not HDF5" 2 "text.h5: not an HDF5 file; expected a clip store" -- store $tmp/h5/text.h5
 expect "hdf5: a folder given as the store" 2 "$tmp/cfg: is a directory, expected an HDF5 clip store" -- store $tmp/cfg

@@ -25,6 +25,7 @@
 #include "data.h"
 #include "masks.h"
 #include "model.h"
+#include "model_check.h"
 #include "optim.h"
 #include "rng.h"
 #include "test.h"
@@ -403,7 +404,7 @@ static void test_optimizer(void) {
     free(vv);
     for (long step = 1; step <= 3; step++)
         BOTH(b->adamw(b, P(p), b->esize == b->msize ? NULL : P(work), P(g), P(m), P(v), n, 1e-3, 0.9, 0.999, 1e-8, 0.05,
-                      step));
+                      step, NULL));
     check_buf(&p, TOL_F32, "adamw x3: parameters (fp32)");
     check_buf(&m, TOL_F32, "adamw x3: first moments");
     check_buf(&v, TOL_F32, "adamw x3: second moments");
@@ -414,7 +415,7 @@ static void test_optimizer(void) {
     TEST_CHECK("adamw: the bf16 working copy is the new parameters rounded to nearest", wrong == 0,
                "%zu of %zu differ", wrong, n);
     Buf tgt = buf_rand(MASTER, n, 1.0), twork = buf_of(ACT, n, NULL);
-    BOTH(b->ema(b, P(tgt), b->esize == b->msize ? NULL : P(twork), P(p), n, 0.996));
+    BOTH(b->ema(b, P(tgt), b->esize == b->msize ? NULL : P(twork), P(p), n, 0.996, NULL));
     check_buf(&tgt, TOL_F32, "ema: target (fp32)");
     double *tg = buf_get(&tgt, GPU), *twg = buf_get(&twork, GPU);
     wrong = 0;
@@ -428,6 +429,31 @@ static void test_optimizer(void) {
     TEST_CHECK("cast_params: fp32 master to bf16 working copy, rounded to nearest", wrong == 0, "%zu of %zu differ",
                wrong, n);
     free(pg), free(wg), free(tg), free(twg), free(cg);
+    // the numerical-fault flag over stats, and AdamW / EMA that leave every buffer as it was when it is set
+    const double stats[4] = {0.25, 2.0, NAN, 1.0};
+    Buf st = buf_of(STAT, 4, stats), flag = buf_of(STAT, 1, NULL);
+    BOTH(b->nonfinite_flag(b, P(flag), P(st), 2));
+    double *fg = buf_get(&flag, GPU);
+    TEST_CHECK("nonfinite_flag: finite stats give 0 on the GPU", fg[0] == 0, "flag %g", fg[0]);
+    free(fg);
+    BOTH(b->nonfinite_flag(b, P(flag), P(st), 4));
+    fg = buf_get(&flag, GPU);
+    TEST_CHECK("nonfinite_flag: a NaN among the stats gives 1 on the GPU", fg[0] == 1, "flag %g", fg[0]);
+    double *before[5] = {buf_get(&p, GPU), buf_get(&work, GPU), buf_get(&m, GPU), buf_get(&v, GPU), buf_get(&tgt, GPU)};
+    BOTH(b->adamw(b, P(p), b->esize == b->msize ? NULL : P(work), P(g), P(m), P(v), n, 1e-3, 0.9, 0.999, 1e-8, 0.05,
+                  4, P(flag)));
+    BOTH(b->ema(b, P(tgt), b->esize == b->msize ? NULL : P(twork), P(p), n, 0.996, P(flag)));
+    const Buf *bufs[5] = {&p, &work, &m, &v, &tgt};
+    size_t changed = 0;
+    for (int k = 0; k < 5; k++) {
+        double *after = buf_get(bufs[k], GPU);
+        for (size_t i = 0; i < n; i++) changed += memcmp(&after[i], &before[k][i], sizeof(double)) != 0;
+        free(after), free(before[k]);
+    }
+    TEST_CHECK("adamw + ema with the fault flag set change nothing on the GPU (params, working copy, moments, target)",
+               changed == 0, "%zu values changed", changed);
+    free(fg);
+    buf_free(&st), buf_free(&flag);
     buf_free(&g), buf_free(&sumsq), buf_free(&p), buf_free(&work), buf_free(&m), buf_free(&v), buf_free(&tgt),
         buf_free(&twork);
 }
@@ -509,66 +535,14 @@ static void tiny_cuda_config(Config *cfg, int batch) {
     cfg->model.pred_embed_dim = 16;
 }
 
-static double *download_master(Model *m, void *buf, size_t n) {
-    double *h = xmalloc(n * sizeof(double));
-    m->be->download_f64(m->be, h, buf, m->be->msize, n);
-    return h;
-}
-
-// Both models get the same bf16-exact parameters (perturbed off the init so that no gradient is trivially zero)
-// and the CPU's position tables rounded to bf16, so the only difference left is the GPU's bf16 activations.
-static void models_same_start(Model *mc, Model *mg, int loss_offset) {
-    const size_t total = mc->table.total, enc = table_module_numel(&mc->table, MODULE_ENCODER);
-    double *p = download_master(mc, mc->params, total);
-    Rng r = rng_stream(11, RNG_TEST, 0, 0);
-    for (size_t i = 0; i < total; i++) p[i] = bf16_to_double(bf16_from_double(p[i] + 0.05 * rng_normal(&r)));
-    if (loss_offset) {  // predictions +-5 away from every target (|target| < sqrt(16) after the LayerNorm)
-        const TensorSpec *b = &mc->table.tensors[mc->dims.pred_proj_b];
-        for (size_t j = 0; j < b->numel; j++) p[b->offset + j] = j % 2 ? -5.0 : 5.0;
-    }
-    Model *both[2] = {mc, mg};
-    for (int s = 0; s < 2; s++) {
-        Backend *be = both[s]->be;
-        be->upload_f64(be, both[s]->params, be->msize, p, total);
-        be->copy(be, both[s]->target, both[s]->params, enc * be->msize);
-        be->cast_params(be, both[s]->work, both[s]->params, total);
-        be->cast_params(be, both[s]->target_work, both[s]->target, enc);
-    }
-    const ModelDims *d = &mc->dims;  // the GPU's bf16 position tables, to the CPU
-    void *cpu_tables[2] = {mc->pos_enc, mc->pos_pred}, *gpu_tables[2] = {mg->pos_enc, mg->pos_pred};
-    const int widths[2] = {d->enc.width, d->pred.width};
-    for (int t = 0; t < 2; t++) {
-        const size_t n = (size_t)d->tokens * widths[t];
-        double *v = xmalloc(n * sizeof(double));
-        mg->be->download_f64(mg->be, v, gpu_tables[t], mg->be->esize, n);
-        mc->be->upload_f64(mc->be, cpu_tables[t], mc->be->esize, v, n);
-        free(v);
-    }
-    free(p);
-}
-
-typedef struct {
-    float *clips;
-    MaskBatch masks[CONFIG_MAX_MASKS];
-    MicroBatch mb;
-} Batch;
-
-static void batch_make(const Config *cfg, const Model *m, int B, Batch *b) {
+// download_master, models_same_start (the same bf16-exact start, the GPU's position tables to the CPU), Batch:
+// tests/model_check.h. Clips rounded to bf16 so both backends see identical inputs.
+static void batch_make_bf16(const Config *cfg, const Model *m, int B, Batch *b) {
     DataSource *ds = data_open(cfg);
-    const size_t n = data_clip_floats(ds) * B;
-    b->clips = xmalloc(n * sizeof(float));
-    data_get_clips(ds, 0, B, b->clips);
+    batch_make(cfg, m, ds, 3, 0, B, b);
+    for (size_t i = 0, n = data_clip_floats(ds) * B; i < n; i++)
+        b->clips[i] = (float)bf16_to_double(bf16_from_double(b->clips[i]));
     data_close(ds);
-    for (size_t i = 0; i < n; i++) b->clips[i] = (float)bf16_to_double(bf16_from_double(b->clips[i]));
-    const TokenGrid grid = {m->dims.grid_t, m->dims.grid_h, m->dims.grid_w};
-    for (int g = 0; g < cfg->num_masks; g++)
-        mask_generate(&cfg->mask[g], g, grid, (uint64_t)cfg->meta.seed, 3, 0, B, &b->masks[g]);
-    b->mb = (MicroBatch){B, b->clips, b->masks, 0};
-}
-
-static void batch_free(const Config *cfg, Batch *b) {
-    for (int g = 0; g < cfg->num_masks; g++) mask_batch_free(&b->masks[g]);
-    free(b->clips);
 }
 
 // Per-tensor and per-module relative errors of the GPU's gradients; prints the worst tensors.
@@ -606,7 +580,7 @@ static void test_training_step(void) {
     tiny_cuda_config(&cfg, 2);
     Model *mc = model_create(&cfg, side[CPU]), *mg = model_create(&cfg, side[GPU]);
     Batch batch;
-    batch_make(&cfg, mc, 2, &batch);
+    batch_make_bf16(&cfg, mc, 2, &batch);
     StepStats sc, sg;
     // (a) the natural start: loss and target features
     models_same_start(mc, mg, 0);

@@ -80,15 +80,7 @@ int main(void) {
 static uint64_t draw_index = 0;  // every random array gets its own stream: RNG_TEST, step 1, index = draw count
 static Backend *cpu;
 
-#define CU(call)                                                                                                   \
-    do {                                                                                                           \
-        cudaError_t cu_err_ = (call);                                                                              \
-        if (cu_err_ != cudaSuccess) {                                                                              \
-            printf("FAIL cudnn attention: %s failed: %s (%s:%d)\n", #call, cudaGetErrorString(cu_err_), __FILE__,  \
-                   __LINE__);                                                                                      \
-            exit(1);                                                                                               \
-        }                                                                                                          \
-    } while (0)
+#include "cuda_test.h"
 
 // ---------------------------------------------------------------- bf16 on the host
 // (random inputs, layouts, Cmp/cmp_report, median: tests/attention_check.h)

@@ -65,16 +65,7 @@ static int small_only;
 static uint64_t draws = 0;  // every random array gets its own stream: RNG_TEST, step = draw count, index = chunk
 
 // ---------------------------------------------------------------- CUDA plumbing
-// A failing CUDA call ends the test with a FAIL line naming the call (later checks could not be trusted).
-#define CU(call)                                                                                            \
-    do {                                                                                                    \
-        cudaError_t cu_err_ = (call);                                                                       \
-        if (cu_err_ != cudaSuccess) {                                                                       \
-            printf("FAIL cuda runtime: %s returned %s: %s  (%s:%d)\n", #call, cudaGetErrorName(cu_err_),    \
-                   cudaGetErrorString(cu_err_), __FILE__, __LINE__);                                        \
-            exit(1);                                                                                        \
-        }                                                                                                   \
-    } while (0)
+#include "cuda_test.h"
 
 // After each launcher: wait for it so that a fault is reported against the op that caused it.
 static void synced(const char *op) {
@@ -1018,11 +1009,11 @@ static void test_adamw(size_t n, size_t big) {
     float *p0 = rand_f32(n, -1, 1), *g = rand_f32(n, -1e-2, 1e-2), *m0 = rand_f32(n, -1e-3, 1e-3);
     float *v0 = rand_f32(n, 0, 1e-4);
     float *p_ref = fcopy(p0, n), *m_ref = fcopy(m0, n), *v_ref = fcopy(v0, n);
-    cpu->adamw(cpu, p_ref, NULL, g, m_ref, v_ref, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP);
+    cpu->adamw(cpu, p_ref, NULL, g, m_ref, v_ref, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP, NULL);
 
     void *d_p = dev_f32(p0, n), *d_g = dev_f32(g, n), *d_m = dev_f32(m0, n), *d_v = dev_f32(v0, n);
     void *d_w = dev_poisoned(n * 2);
-    cuda_adamw(NULL, d_p, d_w, d_g, d_m, d_v, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP);
+    cuda_adamw(NULL, d_p, d_w, d_g, d_m, d_v, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP, NULL);
     synced("adamw");
     float *p = down_f32(d_p, n), *m = down_f32(d_m, n), *v = down_f32(d_v, n);
     uint16_t *w = down_bits(d_w, n);
@@ -1047,7 +1038,7 @@ static void test_adamw(size_t n, size_t big) {
         void *b_w = dev_poisoned(big * 2);
         fill_periodic(b_p, p0, n, big, 4), fill_periodic(b_g, g, n, big, 4);
         fill_periodic(b_m, m0, n, big, 4), fill_periodic(b_v, v0, n, big, 4);
-        cuda_adamw(NULL, b_p, b_w, b_g, b_m, b_v, big, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP);
+        cuda_adamw(NULL, b_p, b_w, b_g, b_m, b_v, big, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP, NULL);
         synced("adamw (big)");
         snprintf(name, sizeof name, "adamw n=%zu param: sampled = the n=%zu run's", big, n);
         check_sampled(name, b_p, p, n, big, 4);
@@ -1062,7 +1053,7 @@ static void test_adamw(size_t n, size_t big) {
 
     if (!big) {  // working NULL: the same parameters, nothing else written
         void *s_p = dev_f32(p0, n), *s_m = dev_f32(m0, n), *s_v = dev_f32(v0, n);
-        cuda_adamw(NULL, s_p, NULL, d_g, s_m, s_v, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP);
+        cuda_adamw(NULL, s_p, NULL, d_g, s_m, s_v, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP, NULL);
         synced("adamw (no working copy)");
         float *ps = down_f32(s_p, n);
         snprintf(name, sizeof name, "adamw working NULL n=%zu: param as with a working copy", n);
@@ -1078,9 +1069,9 @@ static void test_adamw(size_t n, size_t big) {
 
 static void test_ema(size_t n, size_t big) {
     float *t0 = rand_f32(n, -1, 1), *src = rand_f32(n, -1, 1), *ref = fcopy(t0, n);
-    cpu->ema(cpu, ref, NULL, src, n, EMA_MOM);
+    cpu->ema(cpu, ref, NULL, src, n, EMA_MOM, NULL);
     void *d_t = dev_f32(t0, n), *d_s = dev_f32(src, n), *d_w = dev_poisoned(n * 2);
-    cuda_ema(NULL, d_t, d_w, d_s, n, EMA_MOM);
+    cuda_ema(NULL, d_t, d_w, d_s, n, EMA_MOM, NULL);
     synced("ema");
     float *t = down_f32(d_t, n);
     uint16_t *w = down_bits(d_w, n);
@@ -1097,7 +1088,7 @@ static void test_ema(size_t n, size_t big) {
     if (big) {
         void *b_t = dev_alloc(big * 4), *b_s = dev_alloc(big * 4), *b_w = dev_poisoned(big * 2);
         fill_periodic(b_t, t0, n, big, 4), fill_periodic(b_s, src, n, big, 4);
-        cuda_ema(NULL, b_t, b_w, b_s, big, EMA_MOM);
+        cuda_ema(NULL, b_t, b_w, b_s, big, EMA_MOM, NULL);
         synced("ema (big)");
         snprintf(name, sizeof name, "ema n=%zu target: sampled = the n=%zu run's", big, n);
         check_sampled(name, b_t, t, n, big, 4);
@@ -1144,7 +1135,7 @@ static void test_adamw_offsets(size_t n) {
     float *p0 = rand_f32(n, -1, 1), *g = rand_f32(n, -1e-2, 1e-2), *m0 = rand_f32(n, -1e-3, 1e-3);
     float *v0 = rand_f32(n, 0, 1e-4), *bg = rand_f32(N, -1, 1);
     float *p_ref = fcopy(p0, n), *m_ref = fcopy(m0, n), *v_ref = fcopy(v0, n);
-    cpu->adamw(cpu, p_ref, NULL, g, m_ref, v_ref, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP);
+    cpu->adamw(cpu, p_ref, NULL, g, m_ref, v_ref, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP, NULL);
     float *first[3] = {NULL, NULL, NULL};
     uint16_t *poison = xmalloc(N * sizeof(uint16_t));
     memset(poison, 0xFF, N * sizeof(uint16_t));
@@ -1156,7 +1147,7 @@ static void test_adamw_offsets(size_t n) {
         void *d_p = dev_f32(hp, N), *d_m = dev_f32(hm, N), *d_v = dev_f32(hv, N), *d_g = dev_f32(hg, N);
         void *d_w = dev_poisoned(N * 2);
         cuda_adamw(NULL, (float *)d_p + op, (uint16_t *)d_w + ow, (float *)d_g + og, (float *)d_m + op,
-                   (float *)d_v + op, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP);
+                   (float *)d_v + op, n, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS, ADAM_WD, ADAM_STEP, NULL);
         synced("adamw (offset range)");
         float *p = down_f32(d_p, N), *m = down_f32(d_m, N), *v = down_f32(d_v, N);
         uint16_t *w = down_bits(d_w, N);
@@ -1191,7 +1182,7 @@ static void test_adamw_offsets(size_t n) {
 static void test_ema_offsets(size_t n) {
     const size_t N = n + RANGE_PAD;
     float *t0 = rand_f32(n, -1, 1), *src = rand_f32(n, -1, 1), *bg = rand_f32(N, -1, 1), *ref = fcopy(t0, n);
-    cpu->ema(cpu, ref, NULL, src, n, EMA_MOM);
+    cpu->ema(cpu, ref, NULL, src, n, EMA_MOM, NULL);
     float *first = NULL;
     uint16_t *poison = xmalloc(N * sizeof(uint16_t));
     memset(poison, 0xFF, N * sizeof(uint16_t));
@@ -1200,7 +1191,7 @@ static void test_ema_offsets(size_t n) {
         const size_t ow = (size_t)RANGE_OFFSETS[c][2];
         float *ht = padded_f32(t0, n, ot, bg), *hs = padded_f32(src, n, os, bg);
         void *d_t = dev_f32(ht, N), *d_s = dev_f32(hs, N), *d_w = dev_poisoned(N * 2);
-        cuda_ema(NULL, (float *)d_t + ot, (uint16_t *)d_w + ow, (float *)d_s + os, n, EMA_MOM);
+        cuda_ema(NULL, (float *)d_t + ot, (uint16_t *)d_w + ow, (float *)d_s + os, n, EMA_MOM, NULL);
         synced("ema (offset range)");
         float *t = down_f32(d_t, N);
         uint16_t *w = down_bits(d_w, N);

@@ -193,8 +193,8 @@ check "data: convert on a missing video exits 2 naming it" "rc=$rc: $out" bash -
 # ------------------------------------------------------------------------------------------------ bench
 out=$($jepa bench data $tmp/s.h5 $tmp/s_raw.h5 --threads 1,2 --seconds 1 --frames 8 --crop 32 --batch 4 2>&1); rc=$?
 echo "$out" | sed 's/^/     /'
-check "bench: data reports clips/s per thread count for raw and deflate stores" "rc=$rc" \
-    bash -c '[ $1 -eq 0 ] && [ $(grep -cE "^ +[12] +[0-9.]+ +[0-9.]+ +[0-9.]+$" <<< "$0") -eq 4 ] && grep -qF "raw (1.00x)" <<< "$0" &&
+check "bench: data reports clips/s and headroom per thread count for raw and deflate stores" "rc=$rc" \
+    bash -c '[ $1 -eq 0 ] && [ $(grep -cE "^ +[12] +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x$" <<< "$0") -eq 4 ] && grep -qF "raw (1.00x)" <<< "$0" &&
              grep -qF "deflate (" <<< "$0"' "$out" "$rc"
 check "bench: data reports the stage breakdown and the cores a ViT-L GPU needs" "$out" \
     bash -c 'grep -qE "CPU time per clip: read [0-9.]+ ms, inflate [0-9.]+ ms, augment [0-9.]+ ms" <<< "$0" &&

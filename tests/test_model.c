@@ -12,49 +12,11 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "model_check.h"
 #include "test.h"
 #include "tiny_model.h"
 
-// Clips and masks of global samples [first, first + B) at step `step`.
-typedef struct {
-    float *clips;
-    MaskBatch masks[CONFIG_MAX_MASKS];
-    MicroBatch mb;
-} Batch;
-
-static void batch_make(const Config *cfg, const Model *m, DataSource *ds, long step, int64_t first, int B, Batch *b) {
-    b->clips = xmalloc(data_clip_floats(ds) * B * sizeof(float));
-    data_get_clips(ds, first, B, b->clips);
-    const TokenGrid grid = {m->dims.grid_t, m->dims.grid_h, m->dims.grid_w};
-    for (int g = 0; g < cfg->num_masks; g++)
-        mask_generate(&cfg->mask[g], g, grid, (uint64_t)cfg->meta.seed, step, first, B, &b->masks[g]);
-    b->mb = (MicroBatch){B, b->clips, b->masks, 0};
-}
-
-static void batch_free(const Config *cfg, Batch *b) {
-    for (int g = 0; g < cfg->num_masks; g++) mask_batch_free(&b->masks[g]);
-    free(b->clips);
-}
-
-static double *download_all(Model *m, void *buf) {
-    double *h = xmalloc(m->table.total * sizeof(double));
-    m->be->download_f64(m->be, h, buf, m->be->msize, m->table.total);
-    return h;
-}
-
-static double mean_loss(Model *m) {
-    StepStats s;
-    model_read_stats(m, &s);
-    return s.loss_mean;
-}
-
-static double loss_at(Model *m, const Batch *b) {
-    model_zero_step(m);
-    model_micro_step(m, &b->mb, 1.0, 0);
-    return mean_loss(m);
-}
-
-static void set_param(Model *m, size_t i, double v) { m->be->upload_f64(m->be, (double *)m->params + i, 8, &v, 1); }
+// Batch, batch_make, download_all, loss_at, set_param, model_fd_error: tests/model_check.h
 
 // Gradients of the whole step (both generators, predictor, encoder, patch embedding, mask tokens) against central
 // differences, over a sample of parameters from every tensor.
@@ -74,35 +36,17 @@ static void test_step_gradients(void) {
     batch_make(&cfg, m, ds, 3, 0, 2, &b);
     model_zero_step(m);
     model_micro_step(m, &b.mb, 1.0, 1);
-    double *grad = download_all(m, m->grads);
     // Every tensor: up to 6 entries each.
-    const double h = 1e-5;
-    double *num = xmalloc(m->table.total * sizeof(double)), *ana = xmalloc(m->table.total * sizeof(double));
-    size_t checked = 0;
-    for (int t = 0; t < m->table.count; t++) {
-        const TensorSpec *s = &m->table.tensors[t];
-        for (int k = 0; k < 6 && (size_t)k < s->numel; k++) {
-            const size_t i = s->offset + (size_t)rng_randint(&r, 0, (int64_t)s->numel);
-            set_param(m, i, p[i] + h);
-            const double up = loss_at(m, &b);
-            set_param(m, i, p[i] - h);
-            const double down = loss_at(m, &b);
-            set_param(m, i, p[i]);
-            num[checked] = (up - down) / (2 * h);
-            ana[checked] = grad[i];
-            checked++;
-        }
-    }
-    const double err = rel_norm_error(ana, num, checked);
+    size_t checked;
+    double gnorm;
+    const double err = model_fd_error(m, &b, p, &r, 1e-5, &checked, &gnorm);
     // Central differences at h=1e-5 in double: truncation ~h^2 * f''' ~ 1e-10 relative, rounding ~1e-16/h ~ 1e-11;
     // an L1 kink crossed by a perturbation would show as an outlier far above 1e-6.
     TEST_CHECK("model: whole-step gradient vs finite differences (f64)", err < 1e-6,
                "relative norm error %.3e over %zu parameters", err, checked);
     printf("     (whole step: %zu parameters from %d tensors, relative error %.2e)\n", checked, m->table.count, err);
-    double gnorm = 0;
-    for (size_t i = 0; i < checked; i++) gnorm += num[i] * num[i];
     TEST_CHECK("model: gradients are not trivially zero", gnorm > 1e-12, "norm^2 %.3e", gnorm);
-    free(num), free(ana), free(grad), free(p);
+    free(p);
     batch_free(&cfg, &b);
     data_close(ds);
     model_free(m);
@@ -144,22 +88,12 @@ static void test_accumulation(void) {
 // Gradients with checkpoint_activations are bitwise those without (same ops, same order).
 static void test_recompute(void) {
     double *grads[2];
+    size_t total;
     for (int mode = 0; mode < 2; mode++) {
         Config cfg;
         tiny_config(&cfg, 2);
         cfg.model.checkpoint_activations = mode;
-        Backend *be = backend_cpu_create(0, 0);
-        Model *m = model_create(&cfg, be);
-        DataSource *ds = data_open(&cfg);
-        Batch b;
-        batch_make(&cfg, m, ds, 1, 0, 2, &b);
-        model_zero_step(m);
-        model_micro_step(m, &b.mb, 1.0, 1);
-        grads[mode] = download_all(m, m->grads);
-        batch_free(&cfg, &b);
-        data_close(ds);
-        model_free(m);
-        backend_destroy(be);
+        grads[mode] = fresh_step_gradients(&cfg, 1, &total);
     }
     Config cfg;
     tiny_config(&cfg, 2);

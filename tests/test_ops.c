@@ -876,7 +876,7 @@ static void adamw_backend_steps(Backend *b, double *p, double *m, double *v, dou
     void *dp = up_es(b, es, p, n), *dm = up_es(b, es, NULL, n), *dv = up_es(b, es, NULL, n);
     for (int t = 1; t <= 3; t++) {
         void *dg = up_es(b, es, g[t - 1], n);
-        b->adamw(b, dp, NULL, dg, dm, dv, n, lr, b1, b2, eps, wd, t);
+        b->adamw(b, dp, NULL, dg, dm, dv, n, lr, b1, b2, eps, wd, t, NULL);
         b->release(b, dg);
     }
     b->download_f64(b, p, dp, es, n), b->download_f64(b, m, dm, es, n), b->download_f64(b, v, dv, es, n);
@@ -908,7 +908,7 @@ static void check_optim_ref(void) {
     Backend *b = be64;
     double *src = rand_normal(n), *want = xmalloc(n * sizeof(double));
     void *dt = up_es(b, b->msize, p0, n), *ds = up_es(b, b->msize, src, n);
-    b->ema(b, dt, NULL, ds, n, 0.996);
+    b->ema(b, dt, NULL, ds, n, 0.996, NULL);
     double *got = down_es(b, b->msize, dt, n);
     for (size_t i = 0; i < n; i++) want[i] = 0.996 * p0[i] + (1 - 0.996) * src[i];
     check_err("ema vs m*target + (1-m)*source", rel_norm_error(got, want, n), 1e-15);
@@ -1051,7 +1051,7 @@ static double *run_l1_grad(Backend *b, double *const *in) {
 }
 static double *run_ema(Backend *b, double *const *in) {
     void *t = up_es(b, b->msize, in[0], 3000), *s = up_es(b, b->msize, in[1], 3000);
-    b->ema(b, t, NULL, s, 3000, 0.998);
+    b->ema(b, t, NULL, s, 3000, 0.998, NULL);
     double *h = down_es(b, b->msize, t, 3000);
     b->release(b, t), b->release(b, s);
     return h;
@@ -1249,6 +1249,47 @@ static void check_determinism(void) {
     free(a), free(s1), free(s4);
 }
 
+// The numerical-fault guard: nonfinite_flag over a few stats, and adamw/ema that change nothing when it is set
+// (and update as usual when it is clear), in both precisions.
+static void check_update_guard(Backend *b) {
+    char what[160];
+    const double stats_ok[4] = {0.5, 1.0, 2.0, 3.0}, stats_nan[4] = {0.5, NAN, 2.0, 3.0};
+    const double stats_inf[4] = {0.5, 1.0, 2.0, INFINITY};
+    const double *cases[3] = {stats_ok, stats_nan, stats_inf};
+    const double want_flag[3] = {0, 1, 1};
+    for (int c = 0; c < 3; c++) {
+        void *x = up_es(b, b->ssize, cases[c], 4), *flag = up_es(b, b->ssize, (const double[]){-7}, 1);
+        b->nonfinite_flag(b, flag, x, 4);
+        double got;
+        b->download_f64(b, &got, flag, b->ssize, 1);
+        snprintf(what, sizeof what, "%s nonfinite_flag case %d (%s)", b->name, c, c == 0 ? "finite" : "NaN/Inf");
+        TEST_CHECK(what, got == want_flag[c], "flag %g, expected %g", got, want_flag[c]);
+        b->release(b, x), b->release(b, flag);
+    }
+    const size_t n = 5000;
+    double *p = rand_normal(n), *g = rand_normal(n), *src = rand_normal(n);
+    for (int set = 0; set <= 1; set++) {
+        void *dp = up_es(b, b->msize, p, n), *dg = up_es(b, b->msize, g, n), *dm = up_es(b, b->msize, NULL, n);
+        void *dv = up_es(b, b->msize, NULL, n), *dt = up_es(b, b->msize, src, n);
+        void *skip = up_es(b, b->ssize, (const double[]){set}, 1);
+        b->adamw(b, dp, NULL, dg, dm, dv, n, 1e-3, 0.9, 0.999, 1e-8, 0.05, 1, skip);
+        b->ema(b, dt, NULL, dp, n, 0.99, skip);
+        double *gp = down_es(b, b->msize, dp, n), *gm = down_es(b, b->msize, dm, n), *gt = down_es(b, b->msize, dt, n);
+        size_t changed = 0;
+        for (size_t i = 0; i < n; i++) changed += (gp[i] != (double)(float)p[i] && b->msize == 4) ||
+                                                  (gp[i] != p[i] && b->msize == 8) || gm[i] != 0 ||
+                                                  (gt[i] != src[i] && b->msize == 8) ||
+                                                  (gt[i] != (double)(float)src[i] && b->msize == 4);
+        snprintf(what, sizeof what, "%s adamw + ema with the skip flag %s", b->name, set ? "set: nothing changes"
+                                                                                          : "clear: they update");
+        TEST_CHECK(what, set ? changed == 0 : changed == n, "%zu of %zu elements changed", changed, n);
+        free(gp), free(gm), free(gt);
+        b->release(b, dp), b->release(b, dg), b->release(b, dm), b->release(b, dv), b->release(b, dt);
+        b->release(b, skip);
+    }
+    free(p), free(g), free(src);
+}
+
 int main(void) {
     const double t0 = now_seconds();
     be64 = backend_cpu_create(1, TEST_THREADS);
@@ -1265,6 +1306,8 @@ int main(void) {
     check_gelu_ref();
     check_stats_ref();
     check_optim_ref();
+    check_update_guard(be32);
+    check_update_guard(be64);
     check_f32_vs_f64();
     check_poisoned(be32);
     check_poisoned(be64);

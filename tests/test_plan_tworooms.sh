@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# test_plan_tworooms.sh: the world-model pipeline end to end on tworooms: data synth with actions, encoder
+# pretraining (jepa train), the action-conditioned predictor (model.kind: ac), jepa plan with its baselines and the
+# PNG strip. The quick version (default, ~30 s on 2 cores) checks that every stage runs and reports; with
+# JEPA_TEST_LONG=1 a few-minute run checks that the trained model plans better than random actions.
+source "$(dirname "$0")/lib.sh"
+long=${JEPA_TEST_LONG:-0}
+if [ "$long" = 1 ]; then episodes=600 enc_steps=400 ac_steps=800 plan_eps=10; else episodes=60 enc_steps=20 ac_steps=40 plan_eps=2; fi
+quick_plan=$([ "$long" = 1 ] || echo plan.step_limit=20)
+
+$jepa data synth --world tworooms --policy random --episodes $episodes --frames 16 -o $tmp/r.h5 > $tmp/synth.log 2>&1 &&
+$jepa data synth --world tworooms --policy noisy-expert --episodes $episodes --frames 16 --seed 1 -o $tmp/e.h5 >> $tmp/synth.log 2>&1
+check tworooms_synth "$(tail -2 $tmp/synth.log)" test -s $tmp/e.h5
+info=$($jepa data info $tmp/e.h5 2>&1)
+check tworooms_store_has_actions "$info" grep -q "actions    /actions float32 \[$episodes,16,2\]" <<< "$info"
+
+common="logging.folder=$tmp/runs meta.threads=1 data.datasets=[$tmp/r.h5,$tmp/e.h5]"
+$jepa train configs/tworooms_encoder.yaml $common optimization.max_steps=$enc_steps logging.log_every=1000 > $tmp/enc.log 2>&1
+enc=$(ls -d $tmp/runs/tworooms_encoder/checkpoints/step_* 2>/dev/null | tail -1)
+check tworooms_encoder_trains "$(tail -3 $tmp/enc.log)" test -n "$enc"
+
+$jepa train configs/ac_tworooms.yaml $common ac.encoder_checkpoint=$enc optimization.max_steps=$ac_steps \
+    optimization.warmup=0 logging.log_every=1000 > $tmp/ac.log 2>&1
+check ac_trains "$(tail -3 $tmp/ac.log)" test -s $tmp/runs/ac_tworooms/predictor.safetensors
+first=$(grep -o '"loss_teacher_forcing": [0-9.]*' $tmp/runs/ac_tworooms/metrics.jsonl | head -1 | cut -d' ' -f2)
+last=$(grep -o '"loss_teacher_forcing": [0-9.]*' $tmp/runs/ac_tworooms/metrics.jsonl | tail -1 | cut -d' ' -f2)
+check ac_loss_decreases "first $first, last $last" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }'
+
+$jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/runs/ac_tworooms ac.encoder_checkpoint=$enc meta.threads=1 \
+    --episodes $plan_eps plan.samples=32 plan.elites=4 plan.iterations=2 $quick_plan --strip $tmp/strip.png > $tmp/plan.log 2>&1
+rc=$?
+check plan_runs "exit $rc: $(tail -3 $tmp/plan.log)" test $rc = 0
+check plan_reports_every_planner "$(cat $tmp/plan.log)" \
+    bash -c "grep -q '^random actions' $tmp/plan.log && grep -q '^true dynamics' $tmp/plan.log && grep -q '^ac model' $tmp/plan.log"
+check plan_writes_png_strip "$(ls -la $tmp/strip.png 2>&1)" bash -c "head -c 8 $tmp/strip.png | od -An -c | grep -q 'P   N   G'"
+$jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/nowhere ac.encoder_checkpoint=$enc > $tmp/bad.log 2>&1
+rc=$?
+check plan_missing_checkpoint_exit_2 "exit $rc: $(cat $tmp/bad.log)" test $rc = 2
+
+if [ "$long" != 1 ]; then
+    skip ac_plans_better_than_random "JEPA_TEST_LONG=1 runs the few-minute training that checks it"
+    exit 0
+fi
+rate() { grep "^$1" $tmp/plan.log | grep -o '= *[0-9.]*%' | tr -dc '0-9.'; }
+dist() { grep "^$1" $tmp/plan.log | grep -o 'final distance *[0-9.]*' | awk '{print $3}'; }
+check ac_plans_better_than_random "$(cat $tmp/plan.log)" \
+    awk -v m="$(dist 'ac model')" -v r="$(dist 'random actions')" 'BEGIN { exit !(m < r) }'

@@ -1,0 +1,94 @@
+// test_world_pusht.c: Push-T on Chipmunk2D: determinism, the PD-controlled pusher, pushing moves the block and
+// nothing else does (space damping 0), the walls hold, rendering, and the success test.
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "test.h"
+#include "world_pusht.h"
+
+#define FRAME_BYTES ((size_t)PUSHT_IMAGE * PUSHT_IMAGE * 3)
+
+static void run(PushtSim *sim, double x, double y, int steps) {
+    for (int t = 0; t < steps; t++) pusht_step(sim, (double[]){x, y});
+}
+
+static void test_determinism(void) {
+    uint8_t *a = xmalloc(12 * FRAME_BYTES), *b = xmalloc(12 * FRAME_BYTES);
+    float sa[60], sb[60], aa[24], ab[24];
+    pusht_clip(PUSHT_POLICY_NOISY_EXPERT, 9, 3, 12, a, sa, aa);
+    pusht_clip(PUSHT_POLICY_NOISY_EXPERT, 9, 3, 12, b, sb, ab);
+    TEST_CHECK("pusht_clip_deterministic", !memcmp(a, b, 12 * FRAME_BYTES) && !memcmp(sa, sb, sizeof sa) &&
+               !memcmp(aa, ab, sizeof aa), "two draws of one episode differ");
+    pusht_clip(PUSHT_POLICY_NOISY_EXPERT, 9, 4, 12, b, sb, ab);
+    TEST_CHECK("pusht_clips_differ", memcmp(sa, sb, sizeof sa) != 0, "episodes 3 and 4 are the same");
+    free(a);
+    free(b);
+}
+
+static void test_dynamics(void) {
+    // The block far away: the pusher reaches its target (PD, critically damped-ish: k_p 100, k_v 20) and the block
+    // does not move at all.
+    const PushtState s0 = {100, 100, 350, 250, 0.3};  // the T (stem down to +120) clear of the walls
+    PushtSim *sim = pusht_create(&s0);
+    run(sim, 150, 120, 20);
+    PushtState s;
+    pusht_get_state(sim, &s);
+    TEST_CHECK("pusht_pd_reaches_target", hypot(s.agent_x - 150, s.agent_y - 120) < 1.0, "pusher at %.2f, %.2f",
+               s.agent_x, s.agent_y);
+    TEST_CHECK("pusht_block_still_untouched", s.block_x == 350 && s.block_y == 250 && s.block_angle == 0.3,
+               "block moved to %.4f, %.4f, %.4f", s.block_x, s.block_y, s.block_angle);
+    pusht_free(sim);
+    // Push the T along its bar (block at 256, 256, angle 0: the bar spans y in [256, 286] in body coordinates):
+    // the block moves the way it is pushed, and stops when the pusher stops (damping 0).
+    const PushtState s1 = {100, 271, 256, 256, 0};
+    sim = pusht_create(&s1);
+    run(sim, 250, 271, 30);
+    PushtState after;
+    pusht_get_state(sim, &after);
+    TEST_CHECK("pusht_push_moves_block", after.block_x > 280, "block x %.1f after a push to the right", after.block_x);
+    run(sim, after.agent_x - 40, after.agent_y, 5);  // back off
+    PushtState rest1, rest2;
+    pusht_get_state(sim, &rest1);
+    run(sim, rest1.agent_x, rest1.agent_y, 5);
+    pusht_get_state(sim, &rest2);
+    TEST_CHECK("pusht_block_stops", fabs(rest2.block_x - rest1.block_x) < 1e-6, "block drifted by %.3g",
+               rest2.block_x - rest1.block_x);
+    // Aim far beyond the right wall: the target is clipped to the table and the pusher stays inside the walls.
+    run(sim, 2000, 271, 40);
+    pusht_get_state(sim, &after);
+    TEST_CHECK("pusht_walls_hold", after.agent_x < 512 && after.block_x < 512, "pusher %.1f, block %.1f",
+               after.agent_x, after.block_x);
+    pusht_free(sim);
+}
+
+static void test_render_and_success(void) {
+    uint8_t *rgb = xmalloc(FRAME_BYTES);
+    const PushtState s = {100, 400, 256, 256, M_PI / 4};  // the block on the goal: the goal is hidden under it
+    pusht_render(&s, rgb);
+    const double k = PUSHT_IMAGE / PUSHT_TABLE;
+    const uint8_t *agent = rgb + 3 * ((int)(400 * k) * PUSHT_IMAGE + (int)(100 * k));
+    TEST_CHECK("pusht_render_agent", agent[0] == 65 && agent[1] == 105 && agent[2] == 225, "agent pixel %d,%d,%d",
+               agent[0], agent[1], agent[2]);
+    int green = 0;
+    for (size_t p = 0; p < FRAME_BYTES / 3; p++) green += rgb[3 * p] == 144 && rgb[3 * p + 1] == 238;
+    TEST_CHECK("pusht_goal_covered", green == 0, "%d goal pixels show with the block on the goal", green);
+    const PushtState off = {100, 400, 150, 150, 0};
+    pusht_render(&off, rgb);
+    green = 0;
+    for (size_t p = 0; p < FRAME_BYTES / 3; p++) green += rgb[3 * p] == 144 && rgb[3 * p + 1] == 238;
+    // The T covers 120x30 + 30x90 = 6300 units^2 = about 221 pixels at 96/512; most of the goal shows.
+    TEST_CHECK("pusht_goal_visible", green > 150, "%d goal pixels", green);
+    PushtState near = PUSHT_GOAL, far = PUSHT_GOAL, turned = PUSHT_GOAL;
+    near.block_x += 15, far.block_x += 25, turned.block_angle += M_PI / 10 + 2 * M_PI;
+    TEST_CHECK("pusht_success_test", pusht_success(&near, &PUSHT_GOAL) && !pusht_success(&far, &PUSHT_GOAL) &&
+               pusht_success(&turned, &PUSHT_GOAL), "success radius 20 and angle pi/9 (wrapped) not applied");
+    free(rgb);
+}
+
+int main(void) {
+    test_determinism();
+    test_dynamics();
+    test_render_and_success();
+    TEST_EXIT();
+}
