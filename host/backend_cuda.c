@@ -100,6 +100,7 @@ typedef struct {
     // (an event recorded when the ring left it, long past by then).
     unsigned char *ring;         // pinned [2 * RING_HALF]
     size_t ring_at;              // next free byte
+    int ring_half;               // the half being filled (ring_at may sit at its very end after an exact fit)
     cudaEvent_t ring_left[2];    // recorded on compute when the ring moves out of a half
     // every live device_alloc (pointer, bytes), for backend_cuda_memory; a few dozen, freed rarely
     struct { void *p; size_t bytes; } *live;
@@ -236,11 +237,15 @@ static void cu_upload(Backend *b, void *dst, const void *host_src, size_t bytes)
         CUDA_CHECK(cudaStreamSynchronize(c->compute));
         return;
     }
-    const int half = (int)(c->ring_at / RING_HALF);
+    // The half comes from ring_half, not from ring_at / RING_HALF: an upload that exactly fills a half leaves ring_at
+    // on the next half's first byte (or past the ring), and the next upload must still take the switch below, with
+    // its wait for that half's copies (a crash at ViT-tiny step 9419 on an H100 before this was so).
+    const int half = c->ring_half;
     if (c->ring_at + need > (size_t)(half + 1) * RING_HALF) {  // move to the other half once its copies are done
         const int next = half ^ 1;
         CUDA_CHECK(cudaEventRecord(c->ring_left[half], c->compute));
         CUDA_CHECK(cudaEventSynchronize(c->ring_left[next]));
+        c->ring_half = next;
         c->ring_at = (size_t)next * RING_HALF;
     }
     memcpy(c->ring + c->ring_at, host_src, bytes);
