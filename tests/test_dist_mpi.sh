@@ -77,6 +77,16 @@ done
 cursor=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['data_cursor'])" \
          "$tmp/runs/m3/checkpoints/step_000005/state.json" 2>&1)
 check "dist 3 ranks cover 60 samples in 5 steps" "data_cursor $cursor" test "$cursor" = 60
+# Shards of an HDF5 store (the loader's epoch order, reshuffled each epoch): over 5 steps of 8 clips from a 16-clip
+# store (2.5 epochs), 2 ranks must read exactly what 1 rank's 2 micro-batches read. Two ranks reading the same clips,
+# or any clip of an epoch read twice or missed, changes the losses far beyond compare's bound: the shards are
+# disjoint and together cover each step's samples, hence each epoch.
+$jepa data synth --world balls --size 48x48 --frames 8 --clips 16 --seed 3 -o "$tmp/shard.h5" > /dev/null
+train h1 -- optimization.accum_steps=2 "data.datasets=[$tmp/shard.h5]" data.read_threads=1
+train h2 $mpi -np 2 -- optimization.accum_steps=1 "data.datasets=[$tmp/shard.h5]" data.read_threads=1
+out=$(compare "$tmp/runs/h1" "$tmp/runs/h2" step_000005 2>&1)
+check "dist 2 ranks' shards of an HDF5 store over 2.5 epochs = 1 rank x 2 micro-batches ($out)" \
+    "$out; $(tail -3 "$tmp/h2.out")" test $? -eq 0
 grep -q "global batch: 4 per rank x 1 micro-batches x 3 ranks" "$tmp/m3.out"
 check "dist global batch logged" "$(grep 'run folder' "$tmp/m3.out")" test $? -eq 0
 
