@@ -295,6 +295,19 @@ static void print_kernel_families(const KernelProfile *kp, double wall_s, int st
     bench_table_print(&t, stdout);
     if (kp->other_s > 0) printf("largest unmatched kernel (\"other\"): %s, %.2f ms per step\n", kp->other_name,
                                 1e3 * kp->other_s / steps);
+    if (kp->n_top == 0) return;
+    printf("\nKernels with the most device time (name as launched, C++ names mangled; first 72 characters):\n\n");
+    const char *top_header[] = {"kernel", "family", "ms per step", "% of step", "launches per step"};
+    BenchTable k;
+    bench_table_init(&k, 5, top_header);
+    for (int i = 0; i < kp->n_top; i++) {
+        bench_table_add(&k, "%.72s", kp->top[i].name);
+        bench_table_add(&k, "%s", kernel_family_name(kp->top[i].family));
+        bench_table_add(&k, "%.2f", 1e3 * kp->top[i].s / steps);
+        bench_table_add(&k, "%.1f%%", 100 * kp->top[i].s / wall_s);
+        bench_table_add(&k, "%.0f", (double)kp->top[i].n / steps);
+    }
+    bench_table_print(&k, stdout);
     if (kp->dropped) printf("WARNING: CUPTI dropped %ld records: the figures above are incomplete\n", kp->dropped);
 }
 
@@ -307,6 +320,16 @@ static json_object *kernel_families_json(const KernelProfile *kp, double wall_s,
         json_object_object_add(fam, kernel_family_name((KernelFamily)f), e);
     }
     json_object_object_add(o, "families", fam);
+    json_object *top = json_object_new_array();
+    for (int i = 0; i < kp->n_top; i++) {
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "name", json_object_new_string(kp->top[i].name));
+        json_object_object_add(e, "family", json_object_new_string(kernel_family_name(kp->top[i].family)));
+        json_object_object_add(e, "ms_per_step", json_object_new_double(1e3 * kp->top[i].s / steps));
+        json_object_object_add(e, "launches_per_step", json_object_new_double((double)kp->top[i].n / steps));
+        json_object_array_add(top, e);
+    }
+    json_object_object_add(o, "top_kernels", top);
     json_object_object_add(o, "busy_ms_per_step", json_object_new_double(1e3 * kp->busy_s / steps));
     json_object_object_add(o, "wall_ms_per_step", json_object_new_double(1e3 * wall_s / steps));
     json_object_object_add(o, "idle_ms_per_step", json_object_new_double(1e3 * (wall_s - kp->busy_s) / steps));

@@ -23,6 +23,7 @@ static const struct {
 } NEEDLES[] = {
     {"attention", KF_ATTENTION}, {"attn_", KF_ATTENTION},     {"sdpa", KF_ATTENTION},
     {"flash", KF_ATTENTION},     {"sum_partials", KF_GEMM},    {"add_bias", KF_GEMM},  // matmul.cu's bias passes
+    {"column_sums", KF_GEMM},
     {"layernorm", KF_LAYERNORM}, {"nvjet", KF_GEMM},           {"gemm", KF_GEMM},
     {"xmma", KF_GEMM},           {"cutlass", KF_GEMM},         {"splitKreduce", KF_GEMM},
     {"adamw", KF_OPTIMIZER},     {"ema_kernel", KF_OPTIMIZER}, {"clip_by_norm", KF_OPTIMIZER},
@@ -66,9 +67,10 @@ typedef struct {
     Interval *iv;  // every kernel's and copy's interval
     size_t n, cap;
     KernelProfile prof;
-    char (*other)[128];  // distinct unmatched names, their totals in other_total
-    double *other_total;
-    int n_other, cap_other;
+    char (*name)[128];  // distinct kernel names, their totals and launches
+    double *name_s;
+    long *name_n;
+    int n_names, cap_names;
 } Collected;
 static Collected col;
 
@@ -86,26 +88,29 @@ static void add_interval(uint64_t start, uint64_t end) {
     col.iv[col.n++] = (Interval){start, end};
 }
 
-static void add_other(const char *name, double s) {
-    for (int i = 0; i < col.n_other; i++)
-        if (!strncmp(col.other[i], name, sizeof col.other[i] - 1)) {
-            col.other_total[i] += s;
+static void add_name(const char *name, double s) {
+    for (int i = 0; i < col.n_names; i++)
+        if (!strncmp(col.name[i], name, sizeof col.name[i] - 1)) {
+            col.name_s[i] += s;
+            col.name_n[i]++;
             return;
         }
-    if (col.n_other == col.cap_other) {
-        col.cap_other = col.cap_other ? 2 * col.cap_other : 16;
-        col.other = xrealloc(col.other, (size_t)col.cap_other * sizeof *col.other);
-        col.other_total = xrealloc(col.other_total, (size_t)col.cap_other * sizeof(double));
+    if (col.n_names == col.cap_names) {
+        col.cap_names = col.cap_names ? 2 * col.cap_names : 64;
+        col.name = xrealloc(col.name, (size_t)col.cap_names * sizeof *col.name);
+        col.name_s = xrealloc(col.name_s, (size_t)col.cap_names * sizeof(double));
+        col.name_n = xrealloc(col.name_n, (size_t)col.cap_names * sizeof(long));
     }
-    snprintf(col.other[col.n_other], sizeof col.other[0], "%s", name);
-    col.other_total[col.n_other++] = s;
+    snprintf(col.name[col.n_names], sizeof col.name[0], "%s", name);
+    col.name_s[col.n_names] = s;
+    col.name_n[col.n_names++] = 1;
 }
 
 static void record(KernelFamily f, uint64_t start, uint64_t end, const char *name) {
     const double s = (double)(end - start) * 1e-9;
     col.prof.family_s[f] += s;
     col.prof.family_n[f]++;
-    if (f == KF_OTHER) add_other(name ? name : "(unnamed)", s);
+    if (name) add_name(name, s);  // kernels; copies and memsets have no name
     add_interval(start, end);
 }
 
@@ -148,8 +153,9 @@ int kernel_profile_available(char *why, size_t n) {
 
 void kernel_profile_start(void) {
     free(col.iv);
-    free(col.other);
-    free(col.other_total);
+    free(col.name);
+    free(col.name_s);
+    free(col.name_n);
     memset(&col, 0, sizeof col);
     CUDA_CHECK(cudaDeviceSynchronize());
     static int registered = 0;
@@ -184,11 +190,23 @@ void kernel_profile_stop(KernelProfile *out) {
     uint64_t last = 0;
     for (size_t i = 0; i < col.n; i++) last = col.iv[i].end > last ? col.iv[i].end : last;
     col.prof.span_s = col.n ? (double)(last - col.iv[0].start) * 1e-9 : 0;
-    for (int i = 0; i < col.n_other; i++)
-        if (col.other_total[i] > col.prof.other_s) {
-            col.prof.other_s = col.other_total[i];
-            snprintf(col.prof.other_name, sizeof col.prof.other_name, "%s", col.other[i]);
+    for (int i = 0; i < col.n_names; i++)
+        if (kernel_family_of(col.name[i]) == KF_OTHER && col.name_s[i] > col.prof.other_s) {
+            col.prof.other_s = col.name_s[i];
+            snprintf(col.prof.other_name, sizeof col.prof.other_name, "%s", col.name[i]);
         }
+    for (int i = 0; i < col.n_names; i++) {  // insertion into the top list, longest first
+        int at = col.prof.n_top;
+        while (at > 0 && col.prof.top[at - 1].s < col.name_s[i]) at--;
+        if (at >= KERNEL_PROFILE_TOP) continue;
+        const int last = col.prof.n_top < KERNEL_PROFILE_TOP ? col.prof.n_top : KERNEL_PROFILE_TOP - 1;
+        memmove(&col.prof.top[at + 1], &col.prof.top[at], (size_t)(last - at) * sizeof col.prof.top[0]);
+        snprintf(col.prof.top[at].name, sizeof col.prof.top[at].name, "%s", col.name[i]);
+        col.prof.top[at].s = col.name_s[i];
+        col.prof.top[at].n = col.name_n[i];
+        col.prof.top[at].family = kernel_family_of(col.name[i]);
+        if (col.prof.n_top < KERNEL_PROFILE_TOP) col.prof.n_top++;
+    }
     *out = col.prof;
 }
 

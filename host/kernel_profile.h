@@ -18,6 +18,8 @@ typedef enum {
     KF_COUNT
 } KernelFamily;
 
+enum { KERNEL_PROFILE_TOP = 16 };
+
 typedef struct {
     double family_s[KF_COUNT];  // summed durations
     long family_n[KF_COUNT];    // launches
@@ -26,6 +28,13 @@ typedef struct {
     double other_s;             // the longest-running unmatched kernel name's total, and its name
     char other_name[128];
     long dropped;               // records CUPTI could not keep (buffers full): 0 for a trustworthy profile
+    int n_top;                  // the kernels with the most device time, by (mangled) name, longest first
+    struct {
+        char name[128];
+        double s;
+        long n;
+        KernelFamily family;
+    } top[KERNEL_PROFILE_TOP];
 } KernelProfile;
 
 // 1 when kernels can be profiled here; else 0 and why[] says why (not built with CUPTI, or CUPTI refused).

@@ -15,6 +15,7 @@ int main(void) {
         {"nvjet_tst_192x192_64x3_2x1_v_bz_coopA_TNT", KF_GEMM},
         {"sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x64_warpgroupsize2x1x1", KF_GEMM},
         {"_ZL19sum_partials_kernelPfPKfii", KF_GEMM},
+        {"_Z18column_sums_kernelPfPK13__nv_bfloat16iiii", KF_GEMM},  // matmul.cu's dbias, not the loss's column std
         {"_Z19attn_fwd_mma_kernelILi64ELb0EEvP13__nv_bfloat16PfPKS0_iiii", KF_ATTENTION},
         {"cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_3_64x128x64_4x1x1", KF_ATTENTION},
         {"_Z24layernorm_bwd_vec_kernelILi32ELi4EEvP13__nv_bfloat16PfPKS0_S4_S4_PKfS6_ii", KF_LAYERNORM},
