@@ -258,6 +258,12 @@ static void rotate(const char *run_dir, int keep);
 
 void checkpoint_save(const char *run_dir, const Model *m, const Config *cfg, const TrainPosition *pos,
                      const Schedule *last, char *path, size_t path_size) {
+    checkpoint_save_with(run_dir, m, cfg, pos, last, NULL, 0, path, path_size);
+}
+
+void checkpoint_save_with(const char *run_dir, const Model *m, const Config *cfg, const TrainPosition *pos,
+                          const Schedule *last, const CheckpointBlob *blobs, int nblobs, char *path,
+                          size_t path_size) {
     char parent[1100], tmp[1200];
     path_join(parent, sizeof(parent), run_dir, "checkpoints");
     if (!dir_exists(parent)) {
@@ -274,6 +280,13 @@ void checkpoint_save(const char *run_dir, const Model *m, const Config *cfg, con
     write_json(tmp, "state.json", state, files);
     json_object_put(state);
     write_config(tmp, cfg, files);
+    for (int i = 0; i < nblobs; i++) {
+        char file[1200];
+        path_join(file, sizeof(file), tmp, blobs[i].name);
+        uint64_t hash;
+        const uint64_t bytes = synced_write_file(file, blobs[i].data, blobs[i].bytes, &hash);
+        add_file(files, blobs[i].name, bytes, hash);
+    }
     json_object *manifest = json_object_new_object();
     json_object_object_add(manifest, "format", json_object_new_string("jepa.c checkpoint manifest"));
     json_object_object_add(manifest, "format_version", json_object_new_int(CHECKPOINT_FORMAT_VERSION));
@@ -432,6 +445,39 @@ static int check_state(const char *dir, ErrorText *err) {
         rc = error_set(err, "%s: step %lld, the folder is named for step %ld", path, (long long)step, named);
     json_object_put(state);
     return rc;
+}
+
+void *checkpoint_read_blob(const char *dir, const char *name, size_t *bytes, ErrorText *err) {
+    char path[1200];
+    path_join(path, sizeof(path), dir, "manifest.json");
+    json_object *manifest = read_json(path, err), *files;
+    if (!manifest) return NULL;
+    int rc = json_object_object_get_ex(manifest, "files", &files) ? check_listed_file(dir, files, name, 1, err)
+                                                                    : error_set(err, "%s: no files", path);
+    json_object_put(manifest);
+    if (rc != 0) return NULL;
+    path_join(path, sizeof(path), dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        error_set(err, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        error_set(err, "%s: fstat: %s", path, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+    *bytes = (size_t)st.st_size;
+    void *data = xmalloc(*bytes ? *bytes : 1);
+    const size_t got = fread(data, 1, *bytes, f);
+    fclose(f);
+    if (got != *bytes) {
+        free(data);
+        error_set(err, "%s: short read (%zu of %zu bytes)", path, got, *bytes);
+        return NULL;
+    }
+    return data;
 }
 
 int checkpoint_verify(const char *dir, ErrorText *err) {

@@ -25,6 +25,19 @@ typedef struct {
 void checkpoint_save(const char *run_dir, const Model *m, const Config *cfg, const TrainPosition *pos,
                      const Schedule *last, char *path, size_t path_size);
 
+// Extra files a checkpoint carries (the consensus state, docs/consensus.md): written before the manifest and listed
+// in it, so they are installed with the rest or not at all.
+typedef struct {
+    const char *name;
+    const void *data;
+    size_t bytes;
+} CheckpointBlob;
+void checkpoint_save_with(const char *run_dir, const Model *m, const Config *cfg, const TrainPosition *pos,
+                          const Schedule *last, const CheckpointBlob *blobs, int nblobs, char *path,
+                          size_t path_size);
+// An extra file of a checkpoint, after its manifest size and hash check: malloc'd bytes (*bytes), or NULL with why.
+void *checkpoint_read_blob(const char *dir, const char *name, size_t *bytes, ErrorText *err);
+
 // Checkpoint folders of a run (RUN/checkpoints/step_N), newest first; returns the count (free with
 // checkpoint_list_free). Leftovers of an interrupted write (step_N.tmp) are not listed.
 int checkpoint_list(const char *run_dir, char ***dirs);

@@ -53,6 +53,9 @@ static const SchemaRow schema[] = {
               "HDF5 clip stores to train on (docs/data.md); [] = data.source"),
     ROW_FLOATS("data.datasets_weights", CFG(data.datasets_weights), "[]", 0, INF, LO_OPEN,
                "sampling weight per store, drawn with replacement; [] = every clip once per epoch"),
+    ROW_PATHS("data.site_paths", CFG(data.site_paths), "[]",
+              "dist.sync consensus: one HDF5 store per site, site s reads only entry s; [] = the sites share "
+              "data.datasets (each reads its part of every step)"),
     ROW_INT("data.read_threads", CFG(data.read_threads), "0", 0, INF, "store reader threads, 0 = all cores"),
     ROW_INT("data.queue_depth", CFG(data.queue_depth), "3", 2, INF,
             "batch buffers: the one the trainer holds plus those read ahead"),
@@ -155,6 +158,8 @@ static const SchemaRow schema[] = {
     ROW_ENUM("optimization.on_nonfinite", CFG(optimization.on_nonfinite), "skip", "skip|stop",
              "a step with a NaN/Inf loss or gradient: skip = drop its update (AdamW and EMA), stop = end the run "
              "(exit 4); either way the update is never applied"),
+    ROW_ENUM("optimization.optimizer", CFG(optimization.optimizer), "adamw", "adamw|sgd",
+             "adamw (the recipe); sgd: p -= lr * (g + wd * p), no momentum (CPU only; tests)"),
     ROW_INT("optimization.max_skips", CFG(optimization.max_skips), "5", 0, INF,
             "on_nonfinite skip: end the run (exit 4) when more than this many steps in a row were skipped"),
 
@@ -194,6 +199,27 @@ static const SchemaRow schema[] = {
              "element type of the gradient all-reduce (bfloat16: half the bytes, 8-bit mantissa sums)"),
     ROW_FLOAT("dist.bucket_mb", CFG(dist.bucket_mb), "25", 0, INF, LO_OPEN,
               "gradient all-reduce bucket, MiB, launched as the backward finishes each one"),
+    // Consensus training across sites that keep their data (docs/consensus.md, host/consensus.c).
+    ROW_ENUM("dist.sync", CFG(dist.sync), "allreduce", "allreduce|consensus",
+             "allreduce: gradients averaged every step; consensus: sites train apart and exchange parameters every "
+             "dist.local_steps steps"),
+    ROW_INT("dist.sites", CFG(dist.sites), "1", 1, INF,
+            "consensus: sites; the ranks split into equal contiguous groups, each data-parallel inside"),
+    ROW_INT("dist.local_steps", CFG(dist.local_steps), "1", 1, INF, "consensus: inner steps between exchanges"),
+    ROW_ENUM("dist.consensus", CFG(dist.consensus), "outer", "outer|elastic",
+             "outer: the mean parameter change goes through an outer SGD with Nesterov momentum (DiLoCo); elastic: "
+             "elastic averaging (EASGD) with strength dist.rho"),
+    ROW_FLOAT("dist.outer_lr", CFG(dist.outer_lr), "0.7", 0, INF, LO_OPEN, "consensus outer: outer SGD LR"),
+    ROW_FLOAT("dist.outer_momentum", CFG(dist.outer_momentum), "0.9", 0, 1, HI_OPEN,
+              "consensus outer: Nesterov momentum of the outer SGD"),
+    ROW_FLOAT("dist.rho", CFG(dist.rho), "0.1", 0, 1, LO_OPEN,
+              "consensus elastic: pull of each site toward the consensus and of the consensus toward the sites"),
+    ROW_ENUM("dist.exchange_dtype", CFG(dist.exchange_dtype), "float32", "float32|bfloat16",
+             "consensus: element type of the parameter exchange (bfloat16: values rounded, half the bytes)"),
+    ROW_FLOAT("dist.link_gbps", CFG(dist.link_gbps), "10", 0, INF, LO_OPEN,
+              "link model: bandwidth between sites, Gbit/s (metrics sim_exchange_s)"),
+    ROW_FLOAT("dist.link_latency_ms", CFG(dist.link_latency_ms), "1", 0, INF, 0,
+              "link model: latency per exchange, ms (metrics sim_exchange_s)"),
 
     // World models that plan (docs/world-models.md); model.kind (stored as ac.kind) is with the model keys.
     ROW_STR("ac.encoder_checkpoint", CFG(ac.encoder_checkpoint), "none",
@@ -974,6 +1000,12 @@ void config_validate(const Config *cfg) {
                 cfg->optimization.warmup + cfg->optimization.decay_epochs <= cfg->optimization.epochs,
             "optimization.decay_epochs (%d) + optimization.warmup (%d) must not exceed optimization.epochs (%d) "
             "with lr_schedule wsd", cfg->optimization.decay_epochs, cfg->optimization.warmup, cfg->optimization.epochs);
+    require(cfg->data.site_paths.count == 0 ||
+                (strcmp(cfg->dist.sync, "consensus") == 0 && cfg->data.site_paths.count == cfg->dist.sites),
+            "data.site_paths lists %d stores: expected one per site (dist.sites %d) with dist.sync: consensus",
+            cfg->data.site_paths.count, cfg->dist.sites);
+    require(cfg->dist.sites == 1 || strcmp(cfg->dist.sync, "consensus") == 0,
+            "dist.sites: %d sites need dist.sync: consensus (allreduce averages over every rank)", cfg->dist.sites);
     require(cfg->loss.loss_exp == 1, "loss.loss_exp: only L1 (loss_exp: 1) is supported, got %g", cfg->loss.loss_exp);
     require(cfg->loss.reg_coeff == 0, "loss.reg_coeff: only 0 is supported (no variance regulariser), got %g",
             cfg->loss.reg_coeff);

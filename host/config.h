@@ -33,6 +33,7 @@ typedef struct {
         char source[32];        // in-memory world used when datasets is empty: "synthetic" (bouncing balls)
         ConfigPathList datasets;           // HDF5 clip stores (docs/data.md); empty = data.source
         ConfigFloatList datasets_weights;  // mixture weight per store; empty = every clip once per epoch
+        ConfigPathList site_paths;         // dist.sync consensus: site s reads only site_paths[s]; empty = datasets
         int read_threads;       // loader threads, 0 = all cores
         int queue_depth;        // batch buffers: the one the trainer holds plus those prefetched
         int batch_size;         // clips per micro-batch per rank
@@ -82,6 +83,7 @@ typedef struct {
         int max_steps;          // stop after this many steps (0 = epochs * ipe); schedules unchanged
         char on_nonfinite[8];   // skip | stop: a step whose loss or gradients are NaN/Inf drops its update, or ends
         int max_skips;          // skip: stop when more than this many steps in a row were skipped
+        char optimizer[8];      // adamw | sgd (plain, CPU only)
     } optimization;
     struct {
         double loss_exp;        // only 1 (L1) supported
@@ -110,6 +112,12 @@ typedef struct {
         int zero;                    // 0: replicated optimizer; 1: ZeRO-1 (not implemented yet)
         char reduce_dtype[16];       // float32 | bfloat16: the gradient all-reduce's element type
         double bucket_mb;            // gradient bucket size, MiB (launched in reverse layer order)
+        char sync[16];               // allreduce | consensus (docs/consensus.md)
+        int sites, local_steps;      // consensus: sites (contiguous equal rank groups), inner steps per exchange
+        char consensus[16];          // outer (DiLoCo) | elastic (EASGD)
+        double outer_lr, outer_momentum, rho;
+        char exchange_dtype[16];     // float32 | bfloat16
+        double link_gbps, link_latency_ms;  // link model: bytes -> simulated seconds
     } dist;
     struct {                         // world models that plan (model.kind: ac; docs/world-models.md)
         char kind[8];                // vjepa: V-JEPA pretraining | ac: action-conditioned predictor on a frozen encoder

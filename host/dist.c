@@ -128,7 +128,9 @@ static struct {
     Backend *be;
 #ifdef JEPA_HAVE_MPI
     MPI_Comm ctl;  // the watchdog's control messages (pings), apart from the collectives
+    MPI_Comm grad;  // the gradient all-reduce: the world, or this rank's site (dist_split_sites)
 #endif
+    int site_ranks;  // ranks averaging gradients together (the world, or a site's)
 #ifdef DIST_NCCL
     ncclComm_t nccl;
     cudaStream_t comm;        // the communication stream
@@ -136,7 +138,7 @@ static struct {
     void *scratch;            // device staging for host collectives
     size_t scratch_bytes;
 #endif
-} D = {.launch = {.world = 1}, .transport = TRANSPORT_NONE, .timeout_s = 600};  // one process until dist_init
+} D = {.launch = {.world = 1}, .transport = TRANSPORT_NONE, .timeout_s = 600, .site_ranks = 1};  // one process until dist_init
 
 int dist_active(void) { return D.active; }
 int dist_rank(void) { return D.launch.rank; }
@@ -150,6 +152,7 @@ void dist_init(double timeout_s) {
     D.timeout_s = timeout_s > 0 ? timeout_s : 600;
     if (D.launch.launcher == DIST_LAUNCH_NONE) return;
     D.active = 1;
+    D.site_ranks = D.launch.world;
 #ifdef JEPA_HAVE_MPI
     // MPI where the launcher gives it its wire-up: mpirun, or srun with a PMI plugin (srun --mpi=pmix).
     const int pmi = getenv("PMIX_RANK") || getenv("PMI_RANK") || getenv("PMI_FD");
@@ -162,6 +165,7 @@ void dist_init(double timeout_s) {
             die_input("environment: the launcher says rank %d of %d, MPI says %d of %d", D.launch.rank,
                       D.launch.world, r, w);
         MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &D.ctl));
+        D.grad = MPI_COMM_WORLD;
         D.mpi_up = 1;
     }
 #endif
@@ -820,10 +824,10 @@ static void launch_bucket(DistGrads *g, int k) {
         for (size_t i = 0; i < n; i++) st[i] = dist_bf16_from_float(src[i]);
         static MPI_Op op = MPI_OP_NULL;
         if (op == MPI_OP_NULL) MPI_CHECK(MPI_Op_create(bf16_sum_op, 1, &op));
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, st, (int)n, MPI_UINT16_T, op, MPI_COMM_WORLD, &b->req));
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, st, (int)n, MPI_UINT16_T, op, D.grad, &b->req));
     } else {
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, grads, (int)n, mpi_type(dist_type_of_size(ms)), MPI_SUM,
-                                 MPI_COMM_WORLD, &b->req));
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, grads, (int)n, mpi_type(dist_type_of_size(ms)), MPI_SUM, D.grad,
+                                 &b->req));
     }
     // Open MPI progresses non-blocking collectives inside MPI calls: poke the ones in flight.
     for (int j = 0; j < g->count; j++)
@@ -878,6 +882,34 @@ void dist_grads_finish(DistGrads *g) {
 #endif
     g->last_micro = 0;
     // The step's statistics (losses per generator, target std), scaled like the gradients: their sum is the mean.
-    dist_allreduce(m->stats, (size_t)m->dims.num_masks + STAT_EXTRA, dist_type_of_size(m->be->ssize), DIST_SUM,
-                   "the all-reduce of the step statistics");
+    const size_t nstats = (size_t)m->dims.num_masks + STAT_EXTRA;
+#ifdef JEPA_HAVE_MPI
+    if (D.transport == TRANSPORT_MPI && D.site_ranks != D.launch.world) {  // a site's statistics (consensus)
+        MPI_Request req;
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, m->stats, (int)nstats, mpi_type(dist_type_of_size(m->be->ssize)),
+                                 MPI_SUM, D.grad, &req));
+        wait_mpi(&req, "the all-reduce of the site's step statistics");
+        return;
+    }
+#endif
+    dist_allreduce(m->stats, nstats, dist_type_of_size(m->be->ssize), DIST_SUM, "the all-reduce of the step statistics");
 }
+
+void dist_check_sites(int sites) {
+    if (D.launch.world % sites != 0)
+        die_input("dist.sites: %d sites do not divide the world of %d ranks\n---> HINT: launch a multiple of %d "
+                  "ranks, or set dist.sites to a divisor of %d", sites, D.launch.world, sites, D.launch.world);
+}
+
+void dist_split_sites(int sites) {
+    if (sites <= 1 || !D.active) return;
+    dist_check_sites(sites);
+    if (D.transport != TRANSPORT_MPI)
+        die_input("dist.sync: consensus runs over MPI on the CPU only for now (this run's collectives are not MPI)"
+                  "\n---> HINT: meta.device=cpu under mpirun");
+#ifdef JEPA_HAVE_MPI
+    D.site_ranks = D.launch.world / sites;
+    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, D.launch.rank / D.site_ranks, D.launch.rank, &D.grad));
+#endif
+}
+int dist_site_ranks(void) { return D.site_ranks; }

@@ -75,6 +75,13 @@ int dist_grads_buckets(const DistGrads *g);
 void dist_grads_bucket(const DistGrads *g, int k, size_t *begin, size_t *end);
 void dist_grads_free(DistGrads *g);
 
+// Consensus (docs/consensus.md): the world splits into `sites` equal contiguous groups of ranks; from here on the
+// gradient buckets and step statistics are all-reduced within this rank's site only. Exits 2 when sites do not
+// divide the world or the transport is not MPI. Collective.
+void dist_split_sites(int sites);
+void dist_check_sites(int sites);  // only the exit 2 when sites do not divide the world
+int dist_site_ranks(void);  // ranks of this rank's site (the world before dist_split_sites)
+
 // bf16 round-to-nearest-even sum of two bf16 values as float (the bfloat16 reduction), for the CPU path and tests.
 uint16_t dist_bf16_from_float(float x);
 float dist_bf16_to_float(uint16_t h);

@@ -78,7 +78,35 @@ static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long st
     }
 }
 
+// Plain SGD (optimization.optimizer: sgd; the consensus equivalence test): p -= lr * (g + wd * p) with the decay
+// decoupled as AdamW's (wd only on decaying tensors), no momentum; nothing changes when the fault flag is set.
+// On the host through the backend's f64 transfers: meant for the CPU backend (train.c refuses it on CUDA).
+static void sgd_groups(Model *m, const Schedule *s, const void *fault) {
+    Backend *be = m->be;
+    const TensorTable *t = &m->table;
+    double skip;
+    be->download_f64(be, &skip, fault, be->ssize, 1);
+    if (skip != 0) return;
+    const size_t n = t->total;
+    double *p = xcalloc(n, sizeof(double)), *g = xcalloc(n, sizeof(double));  // [n] master params, gradients
+    be->download_f64(be, p, m->params, be->msize, n);
+    be->download_f64(be, g, m->grads, be->msize, n);
+    for (int k = 0; k < t->count; k++) {
+        const double wd = t->tensors[k].decay ? s->weight_decay : 0.0;
+        for (size_t i = t->tensors[k].offset; i < t->tensors[k].offset + t->tensors[k].numel; i++)
+            p[i] -= s->lr * (g[i] + wd * p[i]);
+    }
+    be->upload_f64(be, m->params, be->msize, p, n);
+    be->cast_params(be, m->work, m->params, n);
+    free(p), free(g);
+}
+
 void optim_step(Model *m, const Config *cfg, const Schedule *s, long step) {
+    optim_update(m, cfg, s, step);
+    optim_ema(m, s);
+}
+
+void optim_update(Model *m, const Config *cfg, const Schedule *s, long step) {
     Backend *be = m->be;
     const TensorTable *t = &m->table;
     const int slots[MODULE_COUNT] = {STAT_SUMSQ_ENCODER, STAT_SUMSQ_PREDICTOR};
@@ -94,8 +122,15 @@ void optim_step(Model *m, const Config *cfg, const Schedule *s, long step) {
     // module's sum): AdamW and the EMA read it and change nothing when set, so a fault costs no host round trip.
     void *fault = model_stat_slot(m, STAT_NONFINITE);
     be->nonfinite_flag(be, fault, m->stats, m->dims.num_masks + STAT_NONFINITE);
-    adamw_groups(m, cfg, s, step, fault);
-    const size_t enc = table_module_numel(t, MODULE_ENCODER);
-    be->ema(be, m->target, m->target_work, m->params, enc, s->ema_momentum, fault);
+    if (strcmp(cfg->optimization.optimizer, "sgd") == 0) sgd_groups(m, s, fault);
+    else adamw_groups(m, cfg, s, step, fault);
+    model_mark_phase(m, PHASE_LOOP);
+}
+
+void optim_ema(Model *m, const Schedule *s) {
+    Backend *be = m->be;
+    model_mark_phase(m, PHASE_OPTIMIZER);
+    const size_t enc = table_module_numel(&m->table, MODULE_ENCODER);
+    be->ema(be, m->target, m->target_work, m->params, enc, s->ema_momentum, model_stat_slot(m, STAT_NONFINITE));
     model_mark_phase(m, PHASE_LOOP);
 }

@@ -18,3 +18,7 @@ long train_total_steps(const Config *cfg);      // epochs * ipe, or max_steps wh
 // Gradient norms into m->stats, clipping (per module), AdamW step number `step` (1-based), EMA of the target,
 // working copies refreshed. Nothing returns to the host.
 void optim_step(Model *m, const Config *cfg, const Schedule *s, long step);
+// optim_step in two halves (consensus exchanges parameters between them): norms, clipping, the fault flag and
+// the AdamW (or SGD) update; then the EMA of the target and its working copy.
+void optim_update(Model *m, const Config *cfg, const Schedule *s, long step);
+void optim_ema(Model *m, const Schedule *s);

@@ -10,6 +10,7 @@
 #include "backend_cuda.h"
 #include "checkpoint.h"
 #include "common.h"
+#include "consensus.h"
 #include "data.h"
 #include "dist.h"
 #include "eval_monitor.h"
@@ -30,6 +31,8 @@ Backend *train_backend(const Config *cfg, char *device, size_t n) {
         if (strcmp(cfg->meta.dtype, "bfloat16") != 0)
             die_input("meta.dtype: the cuda device computes in bfloat16, not '%s' (there are no fp32 GPU kernels)\n"
                       "---> HINT: set meta.dtype=bfloat16, or meta.device=cpu for float32", cfg->meta.dtype);
+        if (strcmp(cfg->optimization.optimizer, "sgd") == 0)
+            die_input("optimization.optimizer: sgd runs on the CPU only for now\n---> HINT: meta.device=cpu");
         const int gpu = dist_local_rank() % gpus;  // the launcher's local rank picks the GPU
         Backend *be = backend_cuda_create(gpu, cfg->meta.deterministic);
         backend_cuda_describe(gpu, device, n);
@@ -74,6 +77,8 @@ static void write_metrics(FILE *out, const StepRecord *r, int num_masks) {
     json_object_object_add(o, "skipped", json_object_new_boolean(r->skipped));
     json_object_object_add(o, "skips_in_a_row", json_object_new_int(r->skips_in_a_row));
     json_object_object_add(o, "loss_z", isfinite(r->loss_z) ? json_object_new_double(r->loss_z) : NULL);
+    json_object_object_add(o, "exchange_bytes", json_object_new_double(r->exchange_bytes));
+    json_object_object_add(o, "sim_exchange_s", json_object_new_double(r->sim_exchange_s));
     fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     fflush(out);
     json_object_put(o);
@@ -242,7 +247,13 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     const int B = cfg->data.batch_size, accum = cfg->optimization.accum_steps, G = cfg->num_masks;
     // Rank r runs micro-batches r*accum .. r*accum+accum-1 of the step's world*accum (DESIGN: N ranks see what one
     // rank with N*accum micro-batches sees); each gradient is scaled by 1/(accum*world), the all-reduce sums them.
-    const int rank = dist_rank(), world = dist_world();
+    // Consensus: the all-reduce runs within a site, so the scale is 1/(accum*site ranks); the data stay the world's
+    // shards (each site reads its own disjoint part of every step's samples).
+    const int world = dist_world(), averaged = tr->consensus ? dist_site_ranks() : world;
+    // data.site_paths: a site's own store at site-local positions, as one data-parallel group of `averaged` ranks
+    // whose cursor moves by its share (cursor / sites) of the world's samples.
+    const int rank = tr->site_data ? dist_rank() % averaged : dist_rank(), readers = tr->site_data ? averaged : world;
+    const int64_t cursor = tr->site_data ? tr->data_cursor / cfg->dist.sites : tr->data_cursor;
     const double t0 = now_seconds();
     memset(r, 0, sizeof(*r));
     r->total = train_total_steps(cfg);
@@ -250,7 +261,7 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     model_zero_step(m);
     inject_tensor(m, "param", step + 1);
     for (int micro = 0; micro < accum; micro++) {
-        const int64_t first_sample = tr->data_cursor + ((int64_t)rank * accum + micro) * B;
+        const int64_t first_sample = cursor + ((int64_t)rank * accum + micro) * B;
         if (!tr->reuse_staged && tr->staged_first != first_sample)  // first step, resume
             trainer_stage_clips(tr, first_sample, &r->data_s);
         int n_ctx[CONFIG_MAX_MASKS], n_tgt[CONFIG_MAX_MASKS];
@@ -265,16 +276,20 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
         r->flops += flops_micro_batch(&m->dims, B, n_ctx, n_tgt).total;
         const MicroBatch mb = {B, NULL, tr->masks, tr->staged_slot};
         if (tr->dist) dist_grads_begin_micro(tr->dist, micro == accum - 1);
-        model_micro_step(m, &mb, 1.0 / ((double)accum * world), 1);
+        model_micro_step(m, &mb, 1.0 / ((double)accum * averaged), 1);
         for (int g = 0; g < G; g++) mask_batch_free(&tr->masks[g]);
         // the next micro-batch, or this rank's first of the next step (the cursor moves by world * accum * B)
-        const int64_t next = first_sample + B + (micro == accum - 1 ? (int64_t)(world - 1) * accum * B : 0);
+        const int64_t next = first_sample + B + (micro == accum - 1 ? (int64_t)(readers - 1) * accum * B : 0);
         if (!tr->reuse_staged && !(last_step && micro == accum - 1)) trainer_stage_clips(tr, next, &r->data_s);
     }
     if (tr->dist) dist_grads_finish(tr->dist);
     tr->data_cursor += (int64_t)world * accum * B;
     inject_tensor(m, "gradient", step + 1);
-    optim_step(m, cfg, &r->sched, step + 1);
+    optim_update(m, cfg, &r->sched, step + 1);
+    if (tr->consensus) consensus_after_update(tr->consensus, step + 1, &r->exchange_bytes);
+    else if (tr->dist) r->exchange_bytes = (double)m->table.total * (strcmp(cfg->dist.reduce_dtype, "bfloat16") ? 4 : 2);
+    r->sim_exchange_s = consensus_link_seconds(cfg, r->exchange_bytes);
+    optim_ema(m, &r->sched);  // the target follows this site's own weights (after an exchange: the new ones)
     if (tr->dist) dist_sync("the step's gradient all-reduce (NCCL)");  // under the watchdog; a no-op on the CPU
     model_read_stats(m, &r->stats);  // the step's one host synchronisation
     r->step = step + 1;
@@ -292,8 +307,13 @@ static int checkpoint_if_due(RunFolder *rf, const Trainer *tr, const StepRecord 
     if (!force && r->step != total && (every == 0 || r->step % every != 0)) return 0;
     const double t0 = now_seconds();
     const TrainPosition pos = {r->step, tr->data_cursor};
-    if (dist_rank() == 0) checkpoint_save(rf->path, tr->model, tr->cfg, &pos, &r->sched, path, path_size);
+    size_t bytes = 0;
+    void *state = tr->consensus ? consensus_state(tr->consensus, &bytes) : NULL;  // collective; rank 0 gets it
+    const CheckpointBlob blob = {"consensus.bin", state, bytes};
+    if (dist_rank() == 0)
+        checkpoint_save_with(rf->path, tr->model, tr->cfg, &pos, &r->sched, &blob, state ? 1 : 0, path, path_size);
     else snprintf(path, path_size, "(written by rank 0)");
+    free(state);
     dist_barrier("the wait for rank 0's checkpoint");
     run_log(rf, "checkpoint %s (%.1f s)\n", path, now_seconds() - t0);
     return 1;
@@ -348,6 +368,41 @@ static void keep_global_batch(Config *cfg, TrainPosition from, RunFolder *rf) {
             cfg->optimization.accum_steps, world, world == 1 ? "" : "s");
 }
 
+// Consensus: the checkpoint resumed (rank 0's newest verified one, as resume_open_run chose) carries the global
+// copy, the outer momentum and the other sites' weights (consensus.bin). Collective.
+static void resume_consensus(Consensus *c, const RunFolder *rf, long step) {
+    void *blob = NULL;
+    size_t bytes = 0;
+    char where[1300] = "the checkpoint";
+    if (dist_rank() == 0) {
+        char notes[2048] = "";
+        char *dir = checkpoint_newest_verified(rf->path, notes, sizeof notes);
+        ErrorText err = {""};
+        if (dir) snprintf(where, sizeof where, "%s", dir);
+        char expect[40];
+        snprintf(expect, sizeof expect, "step_%06ld", step);
+        if (dir && strstr(dir, expect)) blob = checkpoint_read_blob(dir, "consensus.bin", &bytes, &err);
+        if (!blob && err.text[0]) fprintf(stderr, "consensus: %s\n", err.text);
+        free(dir);
+    }
+    consensus_restore(c, blob, bytes, where);
+    free(blob);
+}
+
+// data.site_paths (consensus): this rank's site opens only its own store; otherwise data.datasets as usual.
+static DataSource *open_site_data(const Config *cfg, int *site_data) {
+    *site_data = cfg->data.site_paths.count > 0;
+    if (!*site_data) return data_open(cfg);
+    const int world = dist_world(), sites = cfg->dist.sites;
+    dist_check_sites(sites);
+    Config site = *cfg;
+    site.data.datasets.count = 1;
+    snprintf(site.data.datasets.item[0], sizeof site.data.datasets.item[0], "%s",
+             cfg->data.site_paths.item[dist_rank() / (world / sites)]);
+    site.data.datasets_weights.count = 0;
+    return data_open(&site);
+}
+
 // A preemption signal or checkpoint request on any rank stops or checkpoints every rank: one MAX a step.
 static void agree_on_stop(int *sig, int *request) {
     int flags[2] = {preempt_signal(), checkpoint_take_request()};
@@ -371,11 +426,17 @@ int train_run(const Config *cfg_in, const char *command) {
     tr.model = model_create(cfg, be);
     parse_injection(tr.model);
     NumericsWatch watch = {.window = xcalloc((size_t)cfg->logging.spike_window, sizeof(double))};
-    tr.data = data_open(cfg);  // before the run folder: a bad store must not leave an empty run behind
+    tr.data = open_site_data(cfg, &tr.site_data);  // before the run folder: a bad store must not leave an empty run
     TrainPosition from = {0, 0};
     if (dist_rank() == 0) from = resume_open_run(&rf, tr.model, cfg, device, command);
     from = share_start(tr.model, from);
     keep_global_batch(&run_cfg, from, &rf);
+    tr.consensus = consensus_create(tr.model, cfg);  // before the buckets: splits the world into sites
+    if (tr.consensus)
+        run_log(&rf, "consensus: %d sites of %d rank%s, %s exchange every %d steps (%s)\n", cfg->dist.sites,
+                dist_site_ranks(), dist_site_ranks() == 1 ? "" : "s", cfg->dist.consensus, cfg->dist.local_steps,
+                cfg->dist.exchange_dtype);
+    if (tr.consensus && from.step > 0) resume_consensus(tr.consensus, &rf, from.step);
     if (dist_active())
         tr.dist = dist_grads_create(tr.model, cfg->dist.bucket_mb, strcmp(cfg->dist.reduce_dtype, "bfloat16") == 0);
     tr.data_cursor = from.data_cursor;
@@ -419,6 +480,7 @@ int train_run(const Config *cfg_in, const char *command) {
     free(watch.window);
     monitor_close(&mon);
     dist_grads_free(tr.dist);
+    consensus_free(tr.consensus);
     data_close(tr.data);
     model_free(tr.model);
     backend_destroy(be);

@@ -30,6 +30,8 @@ typedef struct {
     int skipped;         // a NaN/Inf loss or gradient: the update was dropped (StepStats.nonfinite)
     int skips_in_a_row;  // consecutive skipped steps up to this one (0 after an applied update)
     double loss_z;       // the loss's z-score against the previous logging.spike_window finite losses; NAN: too few
+    double exchange_bytes;  // bytes one rank (allreduce: gradients) or site (consensus: parameters) sent this step
+    double sim_exchange_s;  // exchange_bytes through the link model (dist.link_gbps, dist.link_latency_ms)
 } StepRecord;
 
 // Everything one rank needs for a step: the model, the data and the host buffers.
@@ -43,6 +45,8 @@ typedef struct {
     int staged_slot;       // input slot holding them
     int reuse_staged;      // benchmarks: every micro-batch reuses the clips in staged_slot; no data is read
     struct DistGrads *dist;  // gradient all-reduce across ranks (dist.h); NULL: one process
+    struct Consensus *consensus;  // dist.sync consensus: parameter exchange between sites; NULL: allreduce
+    int site_data;         // data.site_paths: this rank's site reads its own store at site-local positions
 } Trainer;
 
 // Reads the clips of samples [first, first + B) into the free input slot and starts their copy to the device, so

@@ -70,8 +70,8 @@ check "dist 1 rank under mpirun = plain, bitwise" "$out" test $? -eq 0
 for n in 2 3; do
     train "a$n" -- optimization.accum_steps=$n
     train "m$n" $mpi -np $n -- optimization.accum_steps=1
-    out=$(compare "$tmp/runs/a$n" "$tmp/runs/m$n" step_000005 2>&1)
-    check "dist $n ranks = 1 rank x $n micro-batches ($out)" "$out; $(tail -3 "$tmp/m$n.out")" test $? -eq 0
+    out=$(compare "$tmp/runs/a$n" "$tmp/runs/m$n" step_000005 2>&1); ok=$?  # before the detail's $(...) resets $?
+    check "dist $n ranks = 1 rank x $n micro-batches ($out)" "$out; $(tail -3 "$tmp/m$n.out")" test $ok -eq 0
 done
 # The ranks' shards: 5 steps of 3 ranks x 4 clips moved the global sample cursor to 60.
 cursor=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['data_cursor'])" \
@@ -84,24 +84,24 @@ check "dist 3 ranks cover 60 samples in 5 steps" "data_cursor $cursor" test "$cu
 $jepa data synth --world balls --size 48x48 --frames 8 --clips 16 --seed 3 -o "$tmp/shard.h5" > /dev/null
 train h1 -- optimization.accum_steps=2 "data.datasets=[$tmp/shard.h5]" data.read_threads=1
 train h2 $mpi -np 2 -- optimization.accum_steps=1 "data.datasets=[$tmp/shard.h5]" data.read_threads=1
-out=$(compare "$tmp/runs/h1" "$tmp/runs/h2" step_000005 2>&1)
+out=$(compare "$tmp/runs/h1" "$tmp/runs/h2" step_000005 2>&1); ok=$?
 check "dist 2 ranks' shards of an HDF5 store over 2.5 epochs = 1 rank x 2 micro-batches ($out)" \
-    "$out; $(tail -3 "$tmp/h2.out")" test $? -eq 0
-grep -q "global batch: 4 per rank x 1 micro-batches x 3 ranks" "$tmp/m3.out"
-check "dist global batch logged" "$(grep 'run folder' "$tmp/m3.out")" test $? -eq 0
+    "$out; $(tail -3 "$tmp/h2.out")" test $ok -eq 0
+grep -q "global batch: 4 per rank x 1 micro-batches x 3 ranks" "$tmp/m3.out"; ok=$?
+check "dist global batch logged" "$(grep 'run folder' "$tmp/m3.out")" test $ok -eq 0
 
 # Resume across world sizes: 3 steps on 2 ranks, then on 1 rank (accum_steps 1 -> 2) to 5: as a2 did in one go.
 train r2 $mpi -np 2 -- optimization.max_steps=3 optimization.accum_steps=1
 train r2 -- optimization.accum_steps=1 meta.resume=auto
-grep -q "optimization.accum_steps 1 -> 2" "$tmp/r2.out"
-check "dist resume 2 ranks -> 1 adjusts accum_steps" "$(tail -3 "$tmp/r2.out")" test $? -eq 0
+grep -q "optimization.accum_steps 1 -> 2" "$tmp/r2.out"; ok=$?
+check "dist resume 2 ranks -> 1 adjusts accum_steps" "$(tail -3 "$tmp/r2.out")" test $ok -eq 0
 out=$(compare "$tmp/runs/a2" "$tmp/runs/r2" step_000005 2>&1)
 check "dist resume 2 ranks -> 1 continues as 1 rank x 2 ($out)" "$out" test $? -eq 0
 train r2 -- optimization.max_steps=6 data.batch_size=3 meta.resume=auto
 rc=$?
-grep -q "global batch of 8 clips.*does not divide" "$tmp/r2.out"
+grep -q "global batch of 8 clips.*does not divide" "$tmp/r2.out"; ok=$?
 check "dist resume refuses a batch that cannot keep the global batch" "rc $rc: $(tail -2 "$tmp/r2.out")" \
-      test $? -eq 0 -a $rc -eq 2
+      test $ok -eq 0 -a $rc -eq 2
 
 # pid of `rank N` from rank 0's world layout (printed once the first step is logged: stdout is flushed then).
 rank_pid() { sed -n "s/^  rank $2: host .* pid \([0-9]*\) .*/\1/p" "$1" | head -1; }
