@@ -20,3 +20,13 @@ require_gpu() {  # name of the skipped group
         exit 0
     fi
 }
+# Exits 0 after a SKIP line unless mpirun is there; sets $mpi (the launcher words the multi-rank CPU tests use) and
+# one BLAS/OpenMP thread per rank (ranks share the 2 cores).
+require_mpirun() {  # name of the skipped group
+    if ! command -v mpirun > /dev/null; then
+        skip "$1" "no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
+        exit 0
+    fi
+    export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+    mpi="mpirun --allow-run-as-root --oversubscribe --bind-to none"
+}

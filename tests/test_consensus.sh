@@ -5,12 +5,8 @@
 # (b) local_steps 3 differs from allreduce and sends 3x fewer bytes; elastic runs and differs too;
 # (d) bad keys exit 2 with a message.
 source "$(dirname "$0")/lib.sh"
-if ! command -v mpirun > /dev/null; then
-    skip test_consensus "no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
-    exit 0
-fi
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-mpi="mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2"
+require_mpirun test_consensus
+mpi="$mpi -np 2"
 # Plain SGD at a constant LR of 0.2 (large enough that 5 steps move the parameters well past fp32 rounding), no
 # clipping and no weight decay: the update is linear in the gradient, which outer lr 1 / momentum 0 reproduces.
 common=(meta.threads=1 optimization.max_steps=6 data.batch_size=4 logging.folder="$tmp/runs" logging.log_every=1

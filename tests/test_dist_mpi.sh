@@ -7,12 +7,7 @@
 # - a rank stopped with SIGSTOP makes the others exit within dist.timeout_s naming it and the operation;
 # - SIGTERM on one rank: every rank checkpoints and exits 3.
 source "$(dirname "$0")/lib.sh"
-if ! command -v mpirun > /dev/null; then
-    skip test_dist "no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
-    exit 0
-fi
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-mpi="mpirun --allow-run-as-root --oversubscribe --bind-to none"
+require_mpirun test_dist
 [ -x build/tests/test_dist ] || { fail test_dist "build/tests/test_dist missing (make build/tests/test_dist)"; exit 0; }
 $mpi -np 3 build/tests/test_dist 2>&1 | grep -E '^(PASS|FAIL|SKIP) ' ||
     fail "dist collectives" "no output from mpirun -np 3"
