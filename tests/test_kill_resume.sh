@@ -2,8 +2,9 @@
 # Never lose a run: a tiny job is killed with SIGKILL at 22 moments (seeded: the same moments each time; every third
 # one inside a checkpoint write, through JEPA_CKPT_KILL_AT=n, which kills the process just after the nth checkpoint
 # file it writes) and restarted each time with the same command. Every restart must get going without an error, no
-# checkpoint folder left behind may fail `jepa checkpoint verify` (interrupted writes stay step_N.tmp, which resume
-# ignores), and after the last restart the per-step losses equal an uninterrupted run's bit for bit.
+# checkpoint folder left behind may fail `jepa checkpoint verify` (interrupted writes stay step_N.tmp and interrupted
+# removals step_N.old, leftovers that resume ignores and the next save removes), and after the last restart the per-step
+# losses equal an uninterrupted run's bit for bit.
 set -u
 source "$(dirname "$0")/lib.sh"
 losses() { grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*' "$1" 2>/dev/null; }
@@ -30,7 +31,7 @@ while [ $kills -lt 22 ]; do  # a job that finishes is compared with the referenc
     if [ $rc -ne 0 ] && [ $rc -ne 137 ]; then errors+="run $i exited $rc; "; fi
     grep -q 'error\|does not verify\|refusing' $log && errors+="run $i: $(grep -m1 'error\|does not verify\|refusing' $log); "
     ls -d $tmp/k$job/*/checkpoints/step_*.tmp > /dev/null 2>&1 && tmp_seen=$((tmp_seen + 1))
-    dirs=$(ls -d $tmp/k$job/*/checkpoints/step_* 2>/dev/null | grep -v '\.tmp$')
+    dirs=$(ls -d $tmp/k$job/*/checkpoints/step_* 2>/dev/null | grep -v '\.tmp$\|\.old$')
     if [ -n "$dirs" ]; then
         out=$($jepa checkpoint verify $dirs) || corrupt+="after run $i: $(grep -v ': ok$' <<< "$out"); "
     fi
@@ -44,10 +45,12 @@ out=$($jepa "${args[@]}" logging.folder=$tmp/k$job 2>&1); rc=$?
 newest=$(ls -td $tmp/k$job/*/ | head -1)
 [ "$(losses $newest/metrics.jsonl)" = "$ref" ] || mismatched+="job $job ($newest); "
 jobs_done=$((jobs_done + 1))
+leftovers=$(ls -d $tmp/k*/*/checkpoints/step_*.tmp $tmp/k*/*/checkpoints/step_*.old 2>/dev/null)
 echo "     ($kills SIGKILLs in $i runs, $in_writes inside checkpoint writes, $tmp_seen left a step_N.tmp; $jobs_done jobs)"
 check "kill/resume: at least 6 of the SIGKILLs landed inside checkpoint writes" "$in_writes" [ $in_writes -ge 6 ]
 check "kill/resume: every restart got going without an error" "$errors" [ -z "$errors" ]
 check "kill/resume: no checkpoint folder ever failed to verify" "$corrupt" [ -z "$corrupt" ]
+check "kill/resume: no step_N.tmp or step_N.old is left once a job finishes" "$leftovers" [ -z "$leftovers" ]
 check "kill/resume: the last restart exits 0" "rc=$rc: $(tail -3 <<< "$out")" [ $rc -eq 0 ]
 check "kill/resume: every job's 24 losses equal the uninterrupted run's bit for bit" "$mismatched" \
     bash -c '[ "$(wc -l <<< "$0")" = 24 ] && [ -z "$1" ]' "$ref" "$mismatched"
