@@ -497,6 +497,36 @@ static void append_note(char *notes, size_t n, const char *dir, const char *why)
     snprintf(notes + used, n - used, "checkpoint %s does not verify, skipped: %s\n", dir, why);
 }
 
+// A kill inside install_dir between its two renames leaves a replaced checkpoint as step_N.old with no step_N: the
+// old folder is complete, so it is put back (only when it verifies; a kill mid-removal leaves a partial .old, which
+// stays a leftover). Rotation's own renames-before-delete can bring back a checkpoint it meant to drop; the next
+// save drops it again. Returns the number recovered; each is named in notes.
+int checkpoint_recover_replaced(const char *run_dir, char *notes, size_t n) {
+    char parent[1100];
+    path_join(parent, sizeof(parent), run_dir, "checkpoints");
+    DIR *d = opendir(parent);
+    if (!d) return 0;
+    int recovered = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".old") != 0) continue;
+        char base[300], old[1400], final[1400];
+        snprintf(base, sizeof(base), "%.*s", (int)(len - 4), e->d_name);
+        if (step_of_name(base) < 0) continue;
+        path_join(old, sizeof(old), parent, e->d_name);
+        path_join(final, sizeof(final), parent, base);
+        ErrorText err;
+        if (dir_exists(final) || checkpoint_verify(old, &err) != 0 || rename(old, final) != 0) continue;
+        fsync_dir(parent);
+        const size_t used = strlen(notes);
+        snprintf(notes + used, n - used, "checkpoint %s recovered from %s (a replacement was interrupted)\n", final,
+                 e->d_name);
+        recovered++;
+    }
+    closedir(d);
+    return recovered;
+}
+
 char *checkpoint_newest_verified(const char *run_dir, char *notes, size_t n) {
     char **dirs, *chosen = NULL;
     const int count = checkpoint_list(run_dir, &dirs);

@@ -45,6 +45,8 @@ void checkpoint_list_free(char **dirs, int count);
 
 // The newest checkpoint of run_dir that verifies (free it), or NULL; each one that does not is a line in notes.
 char *checkpoint_newest_verified(const char *run_dir, char *notes, size_t notes_size);
+// Puts back step_N.old as step_N where a kill interrupted a replacement and it verifies; returns how many.
+int checkpoint_recover_replaced(const char *run_dir, char *notes, size_t notes_size);
 // Everything short of loading: manifest sizes and hashes, state.json, both safetensors headers. 0, or -1 with why.
 int checkpoint_verify(const char *dir, ErrorText *err);
 // Whether dir holds this model: the model-shaping config keys (checkpoint_model_keys) and every tensor's name, dtype

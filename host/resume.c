@@ -112,6 +112,7 @@ TrainPosition resume_open_run(RunFolder *rf, Model *m, const Config *cfg, const 
         snprintf(why, sizeof(why), "no earlier run in %s/%s", cfg->logging.folder, cfg->logging.write_tag);
         return start_fresh(rf, m, cfg, device, command, why);
     }
+    checkpoint_recover_replaced(latest, notes, sizeof(notes));
     char *chosen = checkpoint_newest_verified(latest, notes, sizeof(notes));
     if (notes[0]) fputs(notes, stderr);
     if (!chosen) {

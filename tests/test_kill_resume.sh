@@ -54,3 +54,21 @@ check "kill/resume: no step_N.tmp or step_N.old is left once a job finishes" "$l
 check "kill/resume: the last restart exits 0" "rc=$rc: $(tail -3 <<< "$out")" [ $rc -eq 0 ]
 check "kill/resume: every job's 24 losses equal the uninterrupted run's bit for bit" "$mismatched" \
     bash -c '[ "$(wc -l <<< "$0")" = 24 ] && [ -z "$1" ]' "$ref" "$mismatched"
+
+# A kill between install_dir's two renames leaves the replaced checkpoint as step_N.old and no step_N: with keep=1 it
+# is the only one, so resume must put it back rather than start afresh. A partial .old (a kill mid-removal) must not
+# be put back.
+short=(train configs/tiny.yaml meta.threads=2 logging.checkpoint_every=3 logging.keep=1 logging.folder=$tmp/rep)
+$jepa "${short[@]}" optimization.max_steps=6 > /dev/null 2>&1
+ck=$tmp/rep/tiny/checkpoints
+mv $ck/step_000006 $ck/step_000006.old
+out=$($jepa "${short[@]}" optimization.max_steps=7 2>&1)
+check "kill/resume: an interrupted replacement's step_N.old is put back and resumed from" "$(grep -m2 'recover\|resuming\|fresh' <<< "$out")" \
+    bash -c 'grep -q "recovered from step_000006.old" <<< "$0" && grep -q "resuming from .*step_000006 (step 6" <<< "$0"' "$out"
+newest=$(ls -td $tmp/rep/*/ | head -1)
+mv $newest/checkpoints/step_000007 $newest/checkpoints/step_000007.old
+rm $newest/checkpoints/step_000007.old/optimizer.safetensors
+out=$($jepa "${short[@]}" optimization.max_steps=7 2>&1)
+check "kill/resume: a partial step_N.old is not put back" "$(grep -m2 'recover\|resuming\|fresh' <<< "$out")" \
+    bash -c '! grep -q "recovered" <<< "$0"' "$out"
+
