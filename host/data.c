@@ -148,6 +148,16 @@ void data_get_clips(DataSource *ds, int64_t first_sample, int B, float *clips) {
     ds->ops->get_clips(ds, first_sample, B, clips);
 }
 
+void data_set_read_pattern(DataSource *ds, int64_t phase, int64_t run, int64_t period) {
+    if (ds->loader) loader_set_pattern(ds->loader, phase, run, period);
+}
+
+long data_read_restarts(const DataSource *ds) { return ds->loader ? loader_restarts(ds->loader) : 0; }
+
 void data_close(DataSource *ds) {
     if (ds) ds->ops->close(ds);
 }
+
+const SampleRead *data_batch_reads(const DataSource *ds) { return ds->loader ? loader_batch_reads(ds->loader) : NULL; }
+
+const char *data_store_path(const DataSource *ds, int d) { return loader_store_path(ds->loader, d); }

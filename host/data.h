@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "loader.h"
 
 typedef struct DataSource DataSource;
 
@@ -19,7 +20,16 @@ DataSource *data_open(const Config *cfg);
 // normalised per channel with the ImageNet mean and std, mirrored left-right with probability 0.5 when
 // data_aug.random_horizontal_flip (one draw per clip from rng_stream(seed, RNG_AUG, 0, sample_index)).
 void data_get_clips(DataSource *ds, int64_t first_sample, int B, float *clips);
+// The sample positions this rank reads (loader_set_pattern), so a store's read-ahead follows them across steps;
+// a no-op for the synthetic source.
+void data_set_read_pattern(DataSource *ds, int64_t phase, int64_t run, int64_t period);
+// Times the store read-ahead was (re)started (loader_restarts); 0 for the synthetic source.
+long data_read_restarts(const DataSource *ds);
 void data_close(DataSource *ds);
+// The reads of the batch data_get_clips filled last (HDF5 stores: plan and byte hash of each sample, loader.h);
+// NULL for the synthetic source. data_store_path: the path data.datasets entry d was opened as.
+const SampleRead *data_batch_reads(const DataSource *ds);
+const char *data_store_path(const DataSource *ds, int d);
 // Floats in one clip: T * H * W * 3.
 size_t data_clip_floats(const DataSource *ds);
 

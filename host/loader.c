@@ -241,6 +241,7 @@ typedef struct {
     int64_t first;   // first position of the batch it holds
     int claimed;     // samples handed to reader threads
     int done;        // samples finished
+    SampleRead *reads;  // (capacity) what each sample read: its plan and the hash of its bytes (the read log)
 } BatchSlot;
 
 struct Loader {
@@ -253,6 +254,8 @@ struct Loader {
     int held;                // the trainer holds slot[head]
     int batch;               // samples per batch now
     int64_t next_first;      // first position of the next batch to schedule
+    int64_t phase, run, period;  // loader_set_pattern; period 0: every position in order
+    long restarts;           // loader_restarts
     int in_flight;           // samples being read outside the lock
     int stopping;
     pthread_mutex_t lock;
@@ -261,13 +264,25 @@ struct Loader {
     pthread_t *thread;
 };
 
-static void load_sample(const Loader *l, StoreReader *reader, int64_t position, float *out) {
-    SamplePlan plan;
-    sample_plan(&l->space, position, &plan);
-    const Store *s = l->store[plan.store];
+// 64-bit FNV-1a, continuing from h (start: FNV_OFFSET): simple enough to recompute in a test script.
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+static uint64_t fnv1a64(const uint8_t *p, size_t n, uint64_t h) {
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static void load_sample(const Loader *l, StoreReader *reader, int64_t position, float *out, SampleRead *read) {
+    SamplePlan *plan = &read->plan;
+    sample_plan(&l->space, position, plan);
+    const Store *s = l->store[plan->store];
     const int F = l->space.num_frames;
-    const uint8_t *frames = store_read_list(s, reader, plan.clip, plan.frame, F);  // JPEG: only the F frames decoded
-    sample_render(&l->space, &plan, frames, s->shape.height, s->shape.width, out);
+    const uint8_t *frames = store_read_list(s, reader, plan->clip, plan->frame, F);  // JPEG: only the F frames decoded
+    // the read log's hash: the F listed frames' bytes in order (the window holds frame[i] at frame[i] - frame[0])
+    const size_t frame_bytes = (size_t)s->shape.height * s->shape.width * 3;
+    read->fnv1a = FNV_OFFSET;
+    for (int i = 0; i < F; i++)
+        read->fnv1a = fnv1a64(frames + (size_t)(plan->frame[i] - plan->frame[0]) * frame_bytes, frame_bytes, read->fnv1a);
+    sample_render(&l->space, plan, frames, s->shape.height, s->shape.width, out);
 }
 
 // The oldest scheduled batch with a sample not yet handed out, or NULL.
@@ -294,7 +309,7 @@ static void *reader_main(void *arg) {
         float *out = slot->clips + (size_t)j * l->sample_floats;
         l->in_flight++;
         CHECK_ZERO(pthread_mutex_unlock(&l->lock));
-        load_sample(l, &reader, position, out);
+        load_sample(l, &reader, position, out, slot->reads + j);
         CHECK_ZERO(pthread_mutex_lock(&l->lock));
         l->in_flight--;
         if (++slot->done == l->batch || l->in_flight == 0) CHECK_ZERO(pthread_cond_broadcast(&l->sample_done));
@@ -304,29 +319,41 @@ static void *reader_main(void *arg) {
     return NULL;
 }
 
+// The first position of the batch after the one at first: the next in order, or past the other readers' positions
+// when that leaves this reader's run.
+static int64_t following_first(const Loader *l, int64_t first) {
+    const int64_t next = first + l->batch;
+    if (l->period <= l->run) return next;
+    const int64_t offset = ((next - l->phase) % l->period + l->period) % l->period;
+    return offset < l->run ? next : next + (l->period - offset);
+}
+
 // Fills every free slot with the next batches and wakes the readers. Called with the lock held.
 static void schedule_batches(Loader *l) {
     while (l->scheduled < l->depth) {
         BatchSlot *slot = &l->slot[(l->head + l->scheduled) % l->depth];
         slot->first = l->next_first;
         slot->claimed = slot->done = 0;
-        l->next_first += l->batch;
+        l->next_first = following_first(l, l->next_first);
         l->scheduled++;
     }
     CHECK_ZERO(pthread_cond_broadcast(&l->work_ready));
 }
 
 static void allocate_slots(Loader *l, int capacity) {
-    for (int k = 0; k < l->depth && l->slot; k++) host_allocator.release(l->slot[k].clips);
+    for (int k = 0; k < l->depth && l->slot; k++) host_allocator.release(l->slot[k].clips), free(l->slot[k].reads);
     free(l->slot);
     l->slot = xcalloc((size_t)l->depth, sizeof *l->slot);
-    for (int k = 0; k < l->depth; k++)
+    for (int k = 0; k < l->depth; k++) {
         l->slot[k].clips = host_allocator.alloc((size_t)capacity * l->sample_floats * sizeof(float));
+        l->slot[k].reads = xcalloc((size_t)capacity, sizeof(SampleRead));
+    }
     l->capacity = capacity;
 }
 
 // Drops the read-ahead (waiting for samples being read) and schedules from first. Called with the lock held.
 static void restart_at(Loader *l, int64_t first, int batch) {
+    l->restarts++;
     l->scheduled = 0;
     while (l->in_flight > 0) CHECK_ZERO(pthread_cond_wait(&l->sample_done, &l->lock));
     if (batch > l->capacity) allocate_slots(l, batch);
@@ -432,6 +459,19 @@ Loader *loader_open(const LoaderSpec *spec) {
     return l;
 }
 
+void loader_set_pattern(Loader *l, int64_t phase, int64_t run, int64_t period) {
+    JEPA_ASSERT(run >= 1 && period >= run && phase >= 0);
+    CHECK_ZERO(pthread_mutex_lock(&l->lock));
+    l->phase = phase, l->run = run, l->period = period;
+    CHECK_ZERO(pthread_mutex_unlock(&l->lock));  // batches already scheduled stay; a mismatch restarts as before
+}
+
+long loader_restarts(const Loader *l) { return l->restarts; }
+
+const SampleRead *loader_batch_reads(const Loader *l) { return l->held ? l->slot[l->head].reads : NULL; }
+
+const char *loader_store_path(const Loader *l, int store) { return l->store[store]->path; }
+
 const SampleSpace *loader_space(const Loader *l) { return &l->space; }
 
 int loader_threads(const Loader *l) { return l->threads; }
@@ -446,7 +486,7 @@ void loader_close(Loader *l) {
     CHECK_ZERO(pthread_cond_destroy(&l->work_ready));
     CHECK_ZERO(pthread_cond_destroy(&l->sample_done));
     CHECK_ZERO(pthread_mutex_destroy(&l->lock));
-    for (int k = 0; k < l->depth; k++) host_allocator.release(l->slot[k].clips);
+    for (int k = 0; k < l->depth; k++) host_allocator.release(l->slot[k].clips), free(l->slot[k].reads);
     free(l->slot);
     free(l->thread);
     for (int d = 0; d < l->space.stores; d++) store_close(l->store[d]);

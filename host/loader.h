@@ -96,6 +96,21 @@ Loader *loader_open(const LoaderSpec *spec);
 // The batch of positions [first, first + batch): (batch, F, crop, crop, 3) floats, valid until the next call.
 // Consecutive calls (first advancing by batch) are read ahead; any other first restarts the read-ahead there.
 const float *loader_batch(Loader *l, int64_t first, int batch);
+// The positions this reader takes, so the read-ahead follows them across step boundaries: runs of `run` consecutive
+// positions, one run every `period`, the first at `phase` (rank r of N ranks, accum micro-batches of B: phase r*accum*B,
+// run accum*B, period N*accum*B). Without it (or run == period) the read-ahead takes every position in order.
+void loader_set_pattern(Loader *l, int64_t phase, int64_t run, int64_t period);
+// How often the read-ahead was dropped because a batch was not the one it had scheduled (the first batch counts).
+long loader_restarts(const Loader *l);
+// What each sample of the batch loader_batch returned last read (valid as long as that batch): its plan and the
+// 64-bit FNV-1a hash of its num_frames listed frames' stored bytes (uint8 H x W x 3 each, in order) — the per-rank
+// read log of the trainer (RUN/reads_rank<R>.jsonl, docs/consensus.md). NULL before the first batch.
+typedef struct {
+    SamplePlan plan;
+    uint64_t fnv1a;
+} SampleRead;
+const SampleRead *loader_batch_reads(const Loader *l);
+const char *loader_store_path(const Loader *l, int store);  // the path it opened for data.datasets entry `store`
 const SampleSpace *loader_space(const Loader *l);
 int loader_threads(const Loader *l);
 void loader_close(Loader *l);

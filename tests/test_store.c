@@ -450,6 +450,28 @@ static void test_loader(void) {
         loader_close(lr);
     }
     TEST_CHECK("loader: 2 ranks' batches are 1 rank's samples at the same positions", ranks_match, "differ");
+    // With the ranks' pattern (2 ranks x 2 micro-batches) the read-ahead follows the rank across steps: one restart
+    // (the first batch) instead of one per step, and the same samples.
+    long restarts[2][2];  // [pattern set?][rank]
+    int pattern_match = 1;
+    for (int patterned = 0; patterned < 2; patterned++)
+        for (int rank = 0; rank < 2; rank++) {
+            Loader *lr = loader_open(&spec);
+            if (patterned) loader_set_pattern(lr, (int64_t)rank * 2 * B, 2 * B, 4 * B);
+            for (int64_t step = 0; step < 3; step++)
+                for (int micro = 0; micro < 2; micro++) {
+                    const int64_t first = sample_first_position(step, micro, 2, rank, 2, B);
+                    pattern_match &= !memcmp(loader_batch(lr, first, B), reference + (size_t)first * floats,
+                                             B * floats * sizeof(float));
+                }
+            restarts[patterned][rank] = loader_restarts(lr);
+            loader_close(lr);
+        }
+    TEST_CHECK("loader: with the ranks' pattern, 2 ranks x 2 micro-batches get the same samples", pattern_match, "differ");
+    TEST_CHECK("loader: with the ranks' pattern the read-ahead is never dropped (1 restart per rank, else 3)",
+               restarts[1][0] == 1 && restarts[1][1] == 1 && restarts[0][0] == 3 && restarts[0][1] == 3,
+               "restarts with pattern %ld %ld, without %ld %ld", restarts[1][0], restarts[1][1], restarts[0][0],
+               restarts[0][1]);
     free(reference);
     // The same clips stored raw and deflated give bitwise the same batches.
     const char *raw_one[1] = {raw}, *deflate_one[1] = {deflated};
