@@ -54,7 +54,7 @@ static const SchemaRow schema[] = {
     ROW_FLOATS("data.datasets_weights", CFG(data.datasets_weights), "[]", 0, INF, LO_OPEN,
                "sampling weight per store, drawn with replacement; [] = every clip once per epoch"),
     ROW_PATHS("data.site_paths", CFG(data.site_paths), "[]",
-              "dist.sync consensus: one HDF5 store per site, site s reads only entry s; [] = the sites share "
+              "one HDF5 store per site (dist.sites), site s reads only entry s; [] = the sites share "
               "data.datasets (each reads its part of every step)"),
     ROW_INT("data.read_threads", CFG(data.read_threads), "0", 0, INF, "store reader threads, 0 = all cores"),
     ROW_INT("data.queue_depth", CFG(data.queue_depth), "3", 2, INF,
@@ -204,7 +204,8 @@ static const SchemaRow schema[] = {
              "allreduce: gradients averaged every step; consensus: sites train apart and exchange parameters every "
              "dist.local_steps steps"),
     ROW_INT("dist.sites", CFG(dist.sites), "1", 1, INF,
-            "consensus: sites; the ranks split into equal contiguous groups, each data-parallel inside"),
+            "consensus: sites; the ranks split into equal contiguous groups, each data-parallel inside "
+            "(allreduce with data.site_paths: each group reads its site's store)"),
     ROW_INT("dist.local_steps", CFG(dist.local_steps), "1", 1, INF, "consensus: inner steps between exchanges"),
     ROW_ENUM("dist.consensus", CFG(dist.consensus), "outer", "outer|elastic",
              "outer: the mean parameter change goes through an outer SGD with Nesterov momentum (DiLoCo); elastic: "
@@ -220,6 +221,8 @@ static const SchemaRow schema[] = {
               "link model: bandwidth between sites, Gbit/s (metrics sim_exchange_s)"),
     ROW_FLOAT("dist.link_latency_ms", CFG(dist.link_latency_ms), "1", 0, INF, 0,
               "link model: latency per exchange, ms (metrics sim_exchange_s)"),
+    ROW_BOOL("dist.overlap_exchange", CFG(dist.overlap_exchange), "false",
+             "consensus: the exchange's all-reduce overlaps the next inner step (one-step-stale consensus)"),
 
     // World models that plan (docs/world-models.md); model.kind (stored as ac.kind) is with the model keys.
     ROW_STR("ac.encoder_checkpoint", CFG(ac.encoder_checkpoint), "none",
@@ -233,7 +236,7 @@ static const SchemaRow schema[] = {
             "k of the k-step rollout L1 (V-JEPA 2-AC), fed its own predictions; 0 = teacher forcing only"),
     ROW_BOOL("ac.state_token", CFG(ac.state_token), "true", "a proprioceptive state token per frame"),
     ROW_ENUM("plan.world", CFG(plan.world), "tworooms", "tworooms|pusht",
-             "the built-in world of model.kind ac (its action and state scaling) and of jepa plan (tworooms only yet)"),
+             "the built-in world of model.kind ac (its action and state scaling) and of jepa plan"),
     ROW_INT("plan.samples", CFG(plan.samples), "200", 2, INF, "CEM action sequences per iteration"),
     ROW_INT("plan.elites", CFG(plan.elites), "20", 1, INF, "CEM elites refitted per iteration"),
     ROW_INT("plan.iterations", CFG(plan.iterations), "4", 1, INF, "CEM iterations per plan"),
@@ -244,6 +247,8 @@ static const SchemaRow schema[] = {
     ROW_FLOAT("plan.init_std", CFG(plan.init_std), "1.0", 0, INF, LO_OPEN,
               "CEM's first std, a fraction of each action component's half range"),
     ROW_FLOAT("plan.min_std", CFG(plan.min_std), "0.05", 0, INF, 0, "floor on CEM's std, same unit"),
+    ROW_ENUM("plan.energy", CFG(plan.energy), "last", "last|mean|min",
+             "the model's L1 energy on the predicted frames: the last one's (V-JEPA 2-AC), their mean or their least"),
     ROW_INT("eval.every", CFG(eval.every), "0", 0, INF,
             "every N steps, an attentive probe of the target encoder on eval.data, logged as probe_* (0 = never)"),
     ROW_STR("eval.data", CFG(eval.data), "none", "HDF5 store with /states for eval.every (none: no periodic probe)"),
@@ -1000,12 +1005,14 @@ void config_validate(const Config *cfg) {
                 cfg->optimization.warmup + cfg->optimization.decay_epochs <= cfg->optimization.epochs,
             "optimization.decay_epochs (%d) + optimization.warmup (%d) must not exceed optimization.epochs (%d) "
             "with lr_schedule wsd", cfg->optimization.decay_epochs, cfg->optimization.warmup, cfg->optimization.epochs);
-    require(cfg->data.site_paths.count == 0 ||
-                (strcmp(cfg->dist.sync, "consensus") == 0 && cfg->data.site_paths.count == cfg->dist.sites),
-            "data.site_paths lists %d stores: expected one per site (dist.sites %d) with dist.sync: consensus",
-            cfg->data.site_paths.count, cfg->dist.sites);
-    require(cfg->dist.sites == 1 || strcmp(cfg->dist.sync, "consensus") == 0,
-            "dist.sites: %d sites need dist.sync: consensus (allreduce averages over every rank)", cfg->dist.sites);
+    require(cfg->data.site_paths.count == 0 || cfg->data.site_paths.count == cfg->dist.sites,
+            "data.site_paths lists %d stores: expected one per site (dist.sites %d)", cfg->data.site_paths.count,
+            cfg->dist.sites);
+    // allreduce with data.site_paths: each site's ranks read its own store, the gradients are averaged over every
+    // rank (the pooled-data baseline of docs/consensus.md); without per-site stores, sites mean nothing to allreduce
+    require(cfg->dist.sites == 1 || strcmp(cfg->dist.sync, "consensus") == 0 || cfg->data.site_paths.count > 0,
+            "dist.sites: %d sites need dist.sync: consensus or data.site_paths (allreduce averages over every rank)",
+            cfg->dist.sites);
     require(cfg->loss.loss_exp == 1, "loss.loss_exp: only L1 (loss_exp: 1) is supported, got %g", cfg->loss.loss_exp);
     require(cfg->loss.reg_coeff == 0, "loss.reg_coeff: only 0 is supported (no variance regulariser), got %g",
             cfg->loss.reg_coeff);

@@ -118,6 +118,7 @@ typedef struct {
         double outer_lr, outer_momentum, rho;
         char exchange_dtype[16];     // float32 | bfloat16
         double link_gbps, link_latency_ms;  // link model: bytes -> simulated seconds
+        int overlap_exchange;        // consensus: the exchange completes one inner step late (one-step stale)
     } dist;
     struct {                         // world models that plan (model.kind: ac; docs/world-models.md)
         char kind[8];                // vjepa: V-JEPA pretraining | ac: action-conditioned predictor on a frozen encoder
@@ -128,7 +129,8 @@ typedef struct {
         int state_token;             // ac: a proprioceptive state token per frame
     } ac;
     struct {                         // planning: CEM + MPC in a built-in world (jepa plan)
-        char world[16];              // tworooms
+        char world[16];              // tworooms | pusht
+        char energy[8];              // last | mean | min: the model's energy over the predicted frames
         int samples, elites, iterations, horizon, execute, episodes, step_limit;
         double init_std, min_std;    // CEM std, fractions of each action component's half range
     } plan;

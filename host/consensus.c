@@ -13,8 +13,11 @@ struct Consensus {
     float *global;     // [n] outer: the global parameters; elastic: the consensus copy
     float *momentum;   // [n] outer: Nesterov momentum buffer
     float *send;       // [n] what this rank contributes to the all-reduce
-    double *local;     // [n] this site's parameters, downloaded
+    double *local;     // [n] this site's parameters, downloaded (overlap: as at the exchange step, the snapshot)
+    double *now;       // [n] overlap: this site's parameters one inner step after the exchange step
     int bf16;          // exchange_dtype bfloat16: the values sent are rounded to bf16
+    int elastic;       // dist.consensus elastic (else outer)
+    DistPending *pending;  // overlap: the exchange started at the last exchange step, not yet applied; NULL: none
 };
 
 Consensus *consensus_create(Model *m, const Config *cfg) {
@@ -32,10 +35,12 @@ Consensus *consensus_create(Model *m, const Config *cfg) {
     Consensus *c = xcalloc(1, sizeof *c);
     c->cfg = cfg, c->m = m, c->n = m->table.total;
     c->bf16 = strcmp(cfg->dist.exchange_dtype, "bfloat16") == 0;
+    c->elastic = strcmp(cfg->dist.consensus, "elastic") == 0;
     c->global = xcalloc(c->n, sizeof(float));
     c->momentum = xcalloc(c->n, sizeof(float));
     c->send = xcalloc(c->n, sizeof(float));
     c->local = xcalloc(c->n, sizeof(double));
+    c->now = xcalloc(c->n, sizeof(double));
     m->be->download_f64(m->be, c->local, m->params, m->be->msize, c->n);
     for (size_t i = 0; i < c->n; i++) c->global[i] = (float)c->local[i];
     return c;
@@ -43,7 +48,8 @@ Consensus *consensus_create(Model *m, const Config *cfg) {
 
 void consensus_free(Consensus *c) {
     if (!c) return;
-    free(c->global), free(c->momentum), free(c->send), free(c->local);
+    dist_allreduce_host_wait(c->pending, "the consensus parameter exchange");
+    free(c->global), free(c->momentum), free(c->send), free(c->local), free(c->now);
     free(c);
 }
 
@@ -52,50 +58,82 @@ double consensus_link_seconds(const Config *cfg, double bytes) {
     return cfg->dist.link_latency_ms * 1e-3 + bytes * 8.0 / (cfg->dist.link_gbps * 1e9);
 }
 
+double consensus_mean_over_sites(double site_value) {
+    dist_allreduce_host(&site_value, 1, DIST_DOUBLE, DIST_SUM, "the mean of the sites' losses");
+    return site_value / dist_world();  // every site has dist_site_ranks() ranks holding its value
+}
+
+static void upload_local(Consensus *c, const double *x) {
+    Backend *be = c->m->be;
+    be->upload_f64(be, c->m->params, be->msize, x, c->n);
+    be->cast_params(be, c->m->work, c->m->params, c->n);
+}
+
 static float wire(const Consensus *c, double x) {
     return c->bf16 ? dist_bf16_to_float(dist_bf16_from_float((float)x)) : (float)x;
 }
 
-// Sum over sites of every site's send[] (each site's ranks hold the same values: the world's sum / site ranks).
-static void sum_over_sites(Consensus *c) {
-    dist_allreduce_host(c->send, c->n, DIST_FLOAT, DIST_SUM, "the consensus parameter exchange");
-    const float per_site = 1.0f / (float)dist_site_ranks();
-    for (size_t i = 0; i < c->n; i++) c->send[i] *= per_site;
+// An exchange is begin (this site's part: what it sends, and for elastic its own pull), the sum over sites of send[]
+// (one world all-reduce; each site's ranks hold the same values, so the world's sum / site ranks), then end (the
+// global update, and for outer the new site parameters). Without overlap the sum is waited for at once; with
+// dist.overlap_exchange it runs during the next inner step and end takes that step's progress along.
+
+// outer (DiLoCo) begin: send = global - x_s with x_s the parameters at the exchange step (c->local).
+// elastic (EASGD, synchronous) begin: d_s = x_s - global; x_s -= rho*d_s (local: applied at once).
+static void exchange_begin(Consensus *c) {
+    const double rho = c->cfg->dist.rho;
+    if (!c->elastic) {
+        for (size_t i = 0; i < c->n; i++) c->send[i] = wire(c, (double)c->global[i] - c->local[i]);
+        return;
+    }
+    for (size_t i = 0; i < c->n; i++) c->send[i] = wire(c, c->local[i] - (double)c->global[i]);
+    for (size_t i = 0; i < c->n; i++) c->local[i] -= rho * c->send[i];
+    upload_local(c, c->local);
 }
 
-// outer (DiLoCo): delta = mean_s(global - x_s); u = mu*u + delta; global -= lr*(delta + mu*u) (Nesterov, as
-// torch.optim.SGD(nesterov=True)); every site's x = global.
-static void exchange_outer(Consensus *c) {
+static void sum_start(Consensus *c) {
+    c->pending = dist_allreduce_host_start(c->send, c->n, DIST_FLOAT, DIST_SUM, "the consensus parameter exchange");
+}
+
+// now: the site's parameters when the exchange completes (without overlap: c->local itself).
+// outer: delta = mean_s(global - x_s); u = mu*u + delta; global -= lr*(delta + mu*u) (Nesterov, as
+// torch.optim.SGD(nesterov=True)); x_s = global + (now - x_s at the exchange step): the inner step made meanwhile
+// (none without overlap) is kept on top of the new global parameters.
+// elastic: global += rho * sum_s d_s; the sites' parameters do not change.
+static void exchange_end(Consensus *c, const double *now) {
+    dist_allreduce_host_wait(c->pending, "the consensus parameter exchange");
+    c->pending = NULL;
+    const float per_site = 1.0f / (float)dist_site_ranks();
+    for (size_t i = 0; i < c->n; i++) c->send[i] *= per_site;
+    if (c->elastic) {
+        const double rho = c->cfg->dist.rho;
+        for (size_t i = 0; i < c->n; i++) c->global[i] = (float)(c->global[i] + rho * c->send[i]);
+        return;
+    }
     const double lr = c->cfg->dist.outer_lr, mu = c->cfg->dist.outer_momentum, sites = c->cfg->dist.sites;
-    for (size_t i = 0; i < c->n; i++) c->send[i] = wire(c, (double)c->global[i] - c->local[i]);
-    sum_over_sites(c);
     for (size_t i = 0; i < c->n; i++) {
         const double delta = c->send[i] / sites;
         c->momentum[i] = (float)(mu * c->momentum[i] + delta);
         c->global[i] = (float)(c->global[i] - lr * (delta + mu * c->momentum[i]));
-        c->local[i] = c->global[i];
+        c->local[i] = (double)c->global[i] + (now[i] - c->local[i]);  // now == local: exactly global
     }
+    upload_local(c, c->local);
 }
 
-// elastic (EASGD, synchronous): d_s = x_s - c with the values before the exchange; x_s -= rho*d_s;
-// c += rho*sum_s d_s.
-static void exchange_elastic(Consensus *c) {
-    const double rho = c->cfg->dist.rho;
-    for (size_t i = 0; i < c->n; i++) c->send[i] = wire(c, c->local[i] - (double)c->global[i]);
-    for (size_t i = 0; i < c->n; i++) c->local[i] -= rho * c->send[i];
-    sum_over_sites(c);
-    for (size_t i = 0; i < c->n; i++) c->global[i] = (float)(c->global[i] + rho * c->send[i]);
-}
-
-void consensus_after_update(Consensus *c, long step1, double *bytes) {
+void consensus_after_update(Consensus *c, long step1, int last_step, double *bytes) {
     *bytes = 0;
-    if (!c || step1 % c->cfg->dist.local_steps != 0) return;
+    if (!c) return;
     Backend *be = c->m->be;
+    if (c->pending) {  // overlap: the exchange of the previous step, with this step's progress
+        be->download_f64(be, c->now, c->m->params, be->msize, c->n);
+        exchange_end(c, c->now);
+    }
+    if (step1 % c->cfg->dist.local_steps != 0) return;
     be->download_f64(be, c->local, c->m->params, be->msize, c->n);
-    if (strcmp(c->cfg->dist.consensus, "elastic") == 0) exchange_elastic(c);
-    else exchange_outer(c);
-    be->upload_f64(be, c->m->params, be->msize, c->local, c->n);
-    be->cast_params(be, c->m->work, c->m->params, c->n);
+    exchange_begin(c);
+    sum_start(c);
+    // the last step has no next inner step to overlap: the final parameters are the exchanged ones
+    if (!c->cfg->dist.overlap_exchange || last_step) exchange_end(c, c->local);
     *bytes = (double)c->n * (c->bf16 ? 2 : 4);
 }
 
@@ -104,7 +142,8 @@ void consensus_after_update(Consensus *c, long step1, double *bytes) {
 // The blob: CONSENSUS_HEADER int64 {magic, n, encoder numel, sites}, then fp32 global[n], momentum[n], then for each
 // site s = 1..sites-1 its params[n], exp_avg[n], exp_avg_sq[n], target[enc] (site 0's are the checkpoint's own).
 enum { CONSENSUS_HEADER = 4 };
-#define CONSENSUS_MAGIC 0x534e43415045414aLL  // "JEAPACNS"
+#define CONSENSUS_MAGIC 0x534e43415045414aLL          // "JAEPACNS" in the file (little-endian)
+#define CONSENSUS_MAGIC_PENDING 0x504e43415045414aLL  // "JAEPACNP": an outer exchange was in flight (overlap)
 
 static size_t site_floats(const Consensus *c, size_t enc) { return 3 * c->n + enc; }
 static size_t state_floats(const Consensus *c, size_t enc) {
@@ -122,6 +161,11 @@ static void site_buffers(const Consensus *c, size_t enc, void *bufs[4], size_t l
 
 void *consensus_state(Consensus *c, size_t *bytes) {
     Backend *be = c->m->be;
+    // overlap: a pending elastic exchange only moves the global copy, which nothing reads before the next exchange:
+    // completed now. A pending outer one stays in flight; its values (global - x_s at the exchange step, x_s being
+    // the parameters saved here) are restarted on resume, so the resumed run is the uninterrupted one.
+    if (c->pending && c->elastic) exchange_end(c, c->local);
+    const int in_flight = c->pending != NULL;
     const size_t enc = table_module_numel(&c->m->table, MODULE_ENCODER), nf = state_floats(c, enc);
     float *all = xcalloc(nf, sizeof(float));  // [nf] every site leader's share, zero elsewhere: the sum gathers them
     if (this_site() > 0 && site_leader()) {
@@ -145,7 +189,8 @@ void *consensus_state(Consensus *c, size_t *bytes) {
     memcpy(all + c->n, c->momentum, c->n * sizeof(float));
     *bytes = CONSENSUS_HEADER * sizeof(int64_t) + nf * sizeof(float);
     char *blob = xmalloc(*bytes);
-    const int64_t head[CONSENSUS_HEADER] = {CONSENSUS_MAGIC, (int64_t)c->n, (int64_t)enc, c->cfg->dist.sites};
+    const int64_t head[CONSENSUS_HEADER] = {in_flight ? CONSENSUS_MAGIC_PENDING : CONSENSUS_MAGIC, (int64_t)c->n,
+                                            (int64_t)enc, c->cfg->dist.sites};
     memcpy(blob, head, sizeof head);
     memcpy(blob + sizeof head, all, nf * sizeof(float));
     free(all);
@@ -159,12 +204,12 @@ void consensus_restore(Consensus *c, const void *blob, size_t bytes, const char 
     if (dist_rank() == 0 && blob && bytes >= sizeof(int64_t) * CONSENSUS_HEADER) {
         int64_t h[CONSENSUS_HEADER];
         memcpy(h, blob, sizeof h);
-        head[0] = h[0] == CONSENSUS_MAGIC, head[1] = (double)h[1], head[2] = (double)h[2], head[3] = (double)h[3];
+        head[0] = h[0] == CONSENSUS_MAGIC ? 1 : h[0] == CONSENSUS_MAGIC_PENDING ? 2 : 0, head[1] = (double)h[1], head[2] = (double)h[2], head[3] = (double)h[3];
         if (bytes != sizeof h + ((size_t)h[1] * 2 + (size_t)(h[3] - 1) * (3 * (size_t)h[1] + (size_t)h[2])) * 4)
             head[0] = 0;
     }
     dist_allreduce_host(head, CONSENSUS_HEADER, DIST_DOUBLE, DIST_MAX, "the consensus state's header");
-    if (head[0] != 1)
+    if (head[0] != 1 && head[0] != 2)
         die_input("%s: no consensus state (consensus.bin) of this model in the checkpoint; it was written by "
                   "another dist.sync or is damaged\n---> HINT: meta.resume=never", where);
     if ((size_t)head[1] != c->n || (size_t)head[2] != enc || (int)head[3] != c->cfg->dist.sites)
@@ -190,4 +235,9 @@ void consensus_restore(Consensus *c, const void *blob, size_t bytes, const char 
         be->cast_params(be, c->m->target_work, c->m->target, enc);
     }
     free(all);
+    if (head[0] == 2) {  // the outer exchange in flight at the checkpoint, from the same values: started again
+        be->download_f64(be, c->local, c->m->params, be->msize, c->n);
+        exchange_begin(c);
+        sum_start(c);
+    }
 }

@@ -599,6 +599,36 @@ void dist_allreduce_host(void *buf, size_t n, DistType t, DistOp op, const char 
     host_collective(COLL_ALLREDUCE, buf, buf, n, t, op, what);
 }
 
+struct DistPending {
+#ifdef JEPA_HAVE_MPI
+    MPI_Request req;
+#endif
+    int in_flight;
+};
+
+DistPending *dist_allreduce_host_start(void *buf, size_t n, DistType t, DistOp op, const char *what) {
+    DistPending *p = xcalloc(1, sizeof *p);
+#ifdef JEPA_HAVE_MPI
+    if (D.active && D.launch.world > 1 && n > 0 && D.mpi_up) {
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), op == DIST_SUM ? MPI_SUM : MPI_MAX,
+                                 MPI_COMM_WORLD, &p->req));
+        p->in_flight = 1;
+        return p;
+    }
+#endif
+    host_collective(COLL_ALLREDUCE, buf, buf, n, t, op, what);  // one process, or not MPI: done now
+    return p;
+}
+
+void dist_allreduce_host_wait(DistPending *p, const char *what) {
+    if (!p) return;
+#ifdef JEPA_HAVE_MPI
+    if (p->in_flight) wait_mpi(&p->req, what);
+#endif
+    (void)what;
+    free(p);
+}
+
 void dist_barrier(const char *what) {
     int one = 1;
     dist_allreduce_host(&one, 1, DIST_INT, DIST_SUM, what);

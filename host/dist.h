@@ -57,6 +57,13 @@ void dist_broadcast(void *buf, size_t n, DistType t, int root, const char *what)
 // Host memory (flags, layout): complete on return on every transport.
 void dist_allreduce_host(void *buf, size_t n, DistType t, DistOp op, const char *what);
 void dist_barrier(const char *what);
+// A host all-reduce in place that runs while the caller computes (consensus: dist.overlap_exchange): start it, then
+// wait for it under the watchdog; buf must stay untouched in between. Every rank starts and waits in the same order
+// relative to its other collectives. Over MPI; without collectives (one process) buf is already the result, and
+// other transports complete it at the start. NULL: nothing in flight.
+typedef struct DistPending DistPending;
+DistPending *dist_allreduce_host_start(void *buf, size_t n, DistType t, DistOp op, const char *what);
+void dist_allreduce_host_wait(DistPending *p, const char *what);  // frees p; NULL: no-op
 // Waits, under the watchdog, for everything queued on the backend so far (the NCCL path; a no-op on the CPU).
 void dist_sync(const char *what);
 

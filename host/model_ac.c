@@ -27,6 +27,7 @@ void ac_world_scaling(const char *world, int *action_dim, int *state_dim, AcScal
             s->action_scale[k] = s->state_scale[k] = PUSHT_TABLE / 2;
             s->state_lo[k] = 0, s->state_hi[k] = PUSHT_TABLE;
         }
+        s->pusher_pd = 1;
         return;
     }
     if (strcmp(world, "tworooms")) die_input("plan.world: '%s' is not a world (tworooms, pusht)", world);
@@ -376,9 +377,25 @@ void ac_plan_begin(AcModel *m, const uint8_t *now_rgb, const double *state, cons
     m->plan_horizon = horizon;
 }
 
+// The state token of frame j + 1 of sequence s: st [S, H+1, Sd], act [S, H, A], vel [S, 2] (pusht, in/out).
+static void next_state(const AcModel *m, int s, int j, int H, float *st, const float *act, double *vel) {
+    const AcDims *d = &m->dims;
+    const int A = d->action_dim, Sd = d->state_dim ? d->state_dim : 1;
+    const float *now = st + ((size_t)s * (H + 1) + j) * Sd, *a = act + ((size_t)s * H + j) * A;
+    float *next = st + ((size_t)s * (H + 1) + j + 1) * Sd;
+    if (m->scaling.pusher_pd) {  // the pusher's exact PD law towards the target point (world_pusht.h)
+        double p[2] = {now[0], now[1]}, target[2] = {a[0], a[1]};
+        pusht_agent_step(p, vel + 2 * s, target);
+        for (int k = 0; k < 2; k++) next[k] = (float)fmin(fmax(p[k], m->scaling.state_lo[k]), m->scaling.state_hi[k]);
+        return;
+    }
+    for (int k = 0; k < d->state_dim; k++)
+        next[k] = (float)fmin(fmax((double)now[k] + a[k], m->scaling.state_lo[k]), m->scaling.state_hi[k]);
+}
+
 // Rolls S sequences out for H steps over a window of W frames: hist [S, H+1, n*D] features, st [S, H+1, S_dim]
-// states, act [S, H, A] actions (floats), all host.
-static void rollout(AcModel *m, int S, int H, int W, float *hist, float *st, const float *act) {
+// states, act [S, H, A] actions (floats), vel [S, 2] the pusher's velocity (pusht), all host.
+static void rollout(AcModel *m, int S, int H, int W, float *hist, float *st, const float *act, double *vel) {
     const AcDims *d = &m->dims;
     const size_t nd = (size_t)d->tokens * d->feat_dim;
     const int A = d->action_dim, Sd = d->state_dim ? d->state_dim : 1;
@@ -396,11 +413,7 @@ static void rollout(AcModel *m, int S, int H, int W, float *hist, float *st, con
         ac_forward(m, S, T, in, ain, sin_, NULL, pred, 0, 0);
         for (int s = 0; s < S; s++) {
             memcpy(hist + ((size_t)s * (H + 1) + j + 1) * nd, pred + ((size_t)s * T + T - 1) * nd, nd * sizeof(float));
-            for (int k = 0; k < d->state_dim; k++) {
-                const double v = st[((size_t)s * (H + 1) + j) * Sd + k] + act[((size_t)s * H + j) * A + k];
-                st[((size_t)s * (H + 1) + j + 1) * Sd + k] =
-                    (float)fmin(fmax(v, m->scaling.state_lo[k]), m->scaling.state_hi[k]);
-            }
+            if (d->state_dim) next_state(m, s, j, H, st, act, vel);
         }
     }
     free(in);
@@ -409,29 +422,42 @@ static void rollout(AcModel *m, int S, int H, int W, float *hist, float *st, con
     free(sin_);
 }
 
+double ac_goal_distance(const AcModel *m, const float *z) {
+    const size_t nd = (size_t)m->dims.tokens * m->dims.feat_dim;
+    double e = 0;
+    for (size_t k = 0; k < nd; k++) e += fabs(z[k] - m->plan_goal[k]);
+    return e / nd;
+}
+
 void ac_plan_energy(AcModel *m, const double *actions, int S_all, double *energies) {
     const AcDims *d = &m->dims;
     const int H = m->plan_horizon, A = d->action_dim, Sd = d->state_dim ? d->state_dim : 1;
     const int W = m->cfg.ac.frames - 1 < m->max_frames ? m->cfg.ac.frames - 1 : m->max_frames;
     const size_t nd = (size_t)d->tokens * d->feat_dim;
+    const int mode = !strcmp(m->cfg.plan.energy, "mean") ? 1 : !strcmp(m->cfg.plan.energy, "min") ? 2 : 0;
     for (int first = 0; first < S_all; first += m->max_batch) {
         const int S = S_all - first < m->max_batch ? S_all - first : m->max_batch;
         float *hist = xmalloc((size_t)S * (H + 1) * nd * sizeof(float));
         float *st = xcalloc((size_t)S * (H + 1) * Sd, sizeof(float)), *act = xmalloc((size_t)S * H * A * sizeof(float));
+        double *vel = xmalloc((size_t)S * 2 * sizeof(double));  // [S, 2] the pusher's velocity (pusht)
         for (int s = 0; s < S; s++) {
             memcpy(hist + (size_t)s * (H + 1) * nd, m->plan_now, nd * sizeof(float));
             for (int k = 0; k < d->state_dim; k++) st[(size_t)s * (H + 1) * Sd + k] = (float)m->plan_state[k];
             for (int k = 0; k < H * A; k++) act[(size_t)s * H * A + k] = (float)actions[(size_t)(first + s) * H * A + k];
+            vel[2 * s] = m->plan_velocity[0], vel[2 * s + 1] = m->plan_velocity[1];
         }
-        rollout(m, S, H, W, hist, st, act);
+        rollout(m, S, H, W, hist, st, act, vel);
         for (int s = 0; s < S; s++) {
-            const float *z = hist + ((size_t)s * (H + 1) + H) * nd;
-            double e = 0;
-            for (size_t k = 0; k < nd; k++) e += fabs(z[k] - m->plan_goal[k]);
-            energies[first + s] = e / nd;
+            double sum = 0, least = INFINITY, e = 0;
+            for (int j = mode == 0 ? H : 1; j <= H; j++) {  // 'last' scores frame H alone
+                e = ac_goal_distance(m, hist + ((size_t)s * (H + 1) + j) * nd);
+                sum += e, least = fmin(least, e);
+            }
+            energies[first + s] = mode == 0 ? e : mode == 1 ? sum / H : least;
         }
         free(hist);
         free(st);
         free(act);
+        free(vel);
     }
 }

@@ -34,6 +34,7 @@ typedef struct {
     double action_offset[AC_MAX_DIM], action_scale[AC_MAX_DIM];  // input = (value - offset) / scale
     double state_offset[AC_MAX_DIM], state_scale[AC_MAX_DIM];
     double state_lo[AC_MAX_DIM], state_hi[AC_MAX_DIM];  // planning's state estimate is clipped to these
+    int pusher_pd;  // pusht: the action is a target point; planning moves the state by the pusher's PD law
 } AcScaling;
 
 typedef struct AcModel AcModel;
@@ -54,6 +55,7 @@ struct AcModel {
     // planning: the current frame, its state and the goal, set by ac_plan_begin
     float *plan_now, *plan_goal;  // [n*D]
     double plan_state[AC_MAX_DIM];
+    double plan_velocity[AC_MAX_DIM];  // pusht: the pusher's velocity (scaling.pusher_pd); set after ac_plan_begin
     int plan_horizon;
 };
 
@@ -78,6 +80,9 @@ int ac_train(const Config *cfg, const char *command);
 // Planning: the current frame and state and the goal frame (rgb [H, W, 3]) for plans of `horizon` actions ...
 void ac_plan_begin(AcModel *m, const uint8_t *now_rgb, const double *state, const uint8_t *goal_rgb, int horizon);
 // ... then energies[S] of actions [S, horizon, A]: the mean |zhat_H - z_goal| after rolling the predictor out over
-// a sliding window of ac.frames - 1 frames; the state token of a predicted frame is the previous state plus the
-// action, clipped to the world (as V-JEPA 2-AC integrates end-effector deltas).
+// a sliding window of ac.frames - 1 frames (plan.energy mean / min: the mean / least of that over zhat_1..zhat_H);
+// the state token of a predicted frame is the previous state plus the action, clipped to the world (as V-JEPA 2-AC
+// integrates end-effector deltas), or for pusht where the pusher's PD law takes it towards the target.
 void ac_plan_energy(AcModel *m, const double *actions, int S, double *energies);
+// The energy of one frame's features z [n, D]: the mean |z - goal| against ac_plan_begin's goal.
+double ac_goal_distance(const AcModel *m, const float *z);

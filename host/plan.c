@@ -10,6 +10,7 @@
 #include "model_ac.h"
 #include "raster.h"
 #include "rng.h"
+#include "world_pusht.h"
 #include "world_tworooms.h"
 
 // ---------------------------------------------------------------------------------------------------- CEM
@@ -80,43 +81,112 @@ double cem_plan(const CemConfig *c, CemEnergy energy, void *ctx, uint64_t seed, 
 
 // ---------------------------------------------------------------------------------------------------- MPC
 
+// A running episode of either world: the true state (and, for pusht, its simulation), the goal, the frames' side.
 typedef struct {
-    TwoRoomsState state, goal;
-    int horizon;
-} TrueDynamics;
+    PlanWorld world;
+    int side, horizon;
+    TwoRoomsState tr, tr_goal;
+    PushtSim *sim;
+    PushtState pt, pt_goal;
+    double pt_velocity[2];  // the pusher's, so that planners restart the simulation where it is
+    AcModel *model;         // true dyn+latent: its encoder and plan_goal
+} Episode;
 
-// Distance from the final state of each sequence, stepped with the world's own dynamics, to the goal.
-static void true_energy(void *ctx, const double *actions, int S, double *energies) {
-    const TrueDynamics *t = ctx;
-    for (int s = 0; s < S; s++) {
-        TwoRoomsState x = t->state;
-        for (int h = 0; h < t->horizon; h++) tworooms_step(&x, actions + ((size_t)s * t->horizon + h) * 2);
-        energies[s] = hypot(x.x - t->goal.x, x.y - t->goal.y);
+// The pusht goal image: the block at the goal pose, the pusher parked in the corner farthest from the goal T (inside
+// the agent's start range, so that the encoder has seen pushers there).
+static const double PUSHT_PARK[2] = {60, 452};
+
+static void episode_begin(Episode *ep, const MpcConfig *c, int64_t episode) {
+    ep->world = c->world;
+    ep->horizon = c->cem.horizon;
+    if (ep->world == PLAN_WORLD_TWOROOMS) {
+        ep->side = TWOROOMS.size;
+        tworooms_episode(c->seed, episode, &ep->tr, &ep->tr_goal);
+        return;
     }
+    ep->side = PUSHT_IMAGE;
+    pusht_plan_episode(c->seed, episode, &ep->pt);
+    ep->sim = pusht_create(&ep->pt);
+    pusht_get_state(ep->sim, &ep->pt);
+    ep->pt_velocity[0] = ep->pt_velocity[1] = 0;
+    ep->pt_goal = PUSHT_GOAL;
+    ep->pt_goal.agent_x = PUSHT_PARK[0], ep->pt_goal.agent_y = PUSHT_PARK[1];
 }
 
-typedef struct {
-    TrueDynamics td;
-    AcModel *model;  // its encoder and plan_goal (set by ac_plan_begin)
-} TrueLatent;
+static int episode_success(const Episode *ep) {
+    if (ep->world == PLAN_WORLD_TWOROOMS) return tworooms_success(&ep->tr, &ep->tr_goal);
+    return pusht_success(&ep->pt, &ep->pt_goal);
+}
 
+// tworooms: the agent to the goal, pixels; pusht: the block's position error, table units.
+static double episode_distance(const Episode *ep) {
+    if (ep->world == PLAN_WORLD_TWOROOMS) return hypot(ep->tr.x - ep->tr_goal.x, ep->tr.y - ep->tr_goal.y);
+    double dist, angle;
+    pusht_goal_error(&ep->pt, &ep->pt_goal, &dist, &angle);
+    return dist;
+}
+
+static void episode_render(const Episode *ep, int goal, uint8_t *rgb) {
+    if (ep->world == PLAN_WORLD_TWOROOMS) tworooms_render(goal ? &ep->tr_goal : &ep->tr, rgb);
+    else pusht_render(goal ? &ep->pt_goal : &ep->pt, rgb);
+}
+
+static void episode_step(Episode *ep, const double *a) {
+    if (ep->world == PLAN_WORLD_TWOROOMS) return tworooms_step(&ep->tr, a);
+    pusht_step(ep->sim, a);
+    pusht_get_state(ep->sim, &ep->pt);
+    pusht_get_agent_velocity(ep->sim, ep->pt_velocity);
+}
+
+// The action that keeps things as they are: tworooms no move; pusht the pusher's own position as its target. It
+// starts the first plan's mean and fills the tail of a shifted one.
+static void episode_hold(const Episode *ep, double a[2]) {
+    if (ep->world == PLAN_WORLD_TWOROOMS) a[0] = a[1] = 0;
+    else a[0] = ep->pt.agent_x, a[1] = ep->pt.agent_y;
+}
+
+// The pusht energy of true dynamics: the block's pose error in units of the success thresholds, plus a small pull
+// of the pusher towards the block (0.05 per 20 units) so that samples that do not touch the block are not all equal.
+static double pusht_energy(const PushtState *s, const PushtState *goal) {
+    double dist, angle;
+    pusht_goal_error(s, goal, &dist, &angle);
+    const double reach = hypot(s->agent_x - s->block_x, s->agent_y - s->block_y);
+    return dist / PUSHT_SUCCESS_DIST + angle / PUSHT_SUCCESS_ANGLE + 0.05 * reach / PUSHT_SUCCESS_DIST;
+}
+
+// One action sequence actions[H, 2] stepped with the world's own dynamics from the episode's state: returns the
+// final state's energy (tworooms: distance to the goal; pusht: pusht_energy); rgb (optional) receives its frame.
+static double true_rollout(const Episode *ep, const double *actions, uint8_t *rgb) {
+    const int H = ep->horizon;
+    if (ep->world == PLAN_WORLD_TWOROOMS) {
+        TwoRoomsState x = ep->tr;
+        for (int h = 0; h < H; h++) tworooms_step(&x, actions + (size_t)h * 2);
+        if (rgb) tworooms_render(&x, rgb);
+        return hypot(x.x - ep->tr_goal.x, x.y - ep->tr_goal.y);
+    }
+    PushtSim *sim = pusht_restore(&ep->pt, ep->pt_velocity);
+    for (int h = 0; h < H; h++) pusht_step(sim, actions + (size_t)h * 2);
+    PushtState x;
+    pusht_get_state(sim, &x);
+    pusht_free(sim);
+    if (rgb) pusht_render(&x, rgb);
+    return pusht_energy(&x, &ep->pt_goal);
+}
+
+static void true_energy(void *ctx, const double *actions, int S, double *energies) {
+    const Episode *ep = ctx;
+    for (int s = 0; s < S; s++) energies[s] = true_rollout(ep, actions + (size_t)s * ep->horizon * 2, NULL);
+}
+
+// The world's own step, energy = the encoder's L1 between the final state's frame and the goal frame.
 static void true_latent_energy(void *ctx, const double *actions, int S, double *energies) {
-    const TrueLatent *t = ctx;
-    const int H = t->td.horizon, side = TWOROOMS.size;
-    const size_t fb = (size_t)side * side * 3, nd = (size_t)t->model->dims.tokens * t->model->dims.feat_dim;
+    const Episode *ep = ctx;
+    const size_t fb = (size_t)ep->side * ep->side * 3, nd = (size_t)ep->model->dims.tokens * ep->model->dims.feat_dim;
     uint8_t *rgb = xmalloc((size_t)S * fb);
     float *z = xmalloc((size_t)S * nd * sizeof(float));
-    for (int s = 0; s < S; s++) {
-        TwoRoomsState x = t->td.state;
-        for (int h = 0; h < H; h++) tworooms_step(&x, actions + ((size_t)s * H + h) * 2);
-        tworooms_render(&x, rgb + (size_t)s * fb);
-    }
-    ac_encode(t->model, rgb, S, z);
-    for (int s = 0; s < S; s++) {
-        double e = 0;
-        for (size_t k = 0; k < nd; k++) e += fabs(z[(size_t)s * nd + k] - t->model->plan_goal[k]);
-        energies[s] = e / nd;
-    }
+    for (int s = 0; s < S; s++) true_rollout(ep, actions + (size_t)s * ep->horizon * 2, rgb + (size_t)s * fb);
+    ac_encode(ep->model, rgb, S, z);
+    for (int s = 0; s < S; s++) energies[s] = ac_goal_distance(ep->model, z + (size_t)s * nd);
     free(rgb);
     free(z);
 }
@@ -125,56 +195,67 @@ static void model_energy(void *ctx, const double *actions, int S, double *energi
     ac_plan_energy((AcModel *)ctx, actions, S, energies);
 }
 
-// Shifts the plan by n actions, filling the tail with zeros (no move): the next plan's starting mean.
-static void shift_plan(double *mean, int H, int A, int n) {
-    for (int k = 0; k < H * A; k++) mean[k] = k + n * A < H * A ? mean[k + n * A] : 0.0;
+// Shifts the plan by n actions, filling the tail with `hold`: the next plan's starting mean.
+static void shift_plan(double *mean, int H, int A, int n, const double *hold) {
+    for (int k = 0; k < H * A; k++) mean[k] = k + n * A < H * A ? mean[k + n * A] : hold[k % A];
 }
 
-EpisodeResult mpc_tworooms_episode(const MpcConfig *c, PlannerKind kind, AcModel *model, int64_t episode,
-                                   uint8_t *frames, int *n_frames) {
-    const size_t frame_bytes = (size_t)TWOROOMS.size * TWOROOMS.size * 3;
+// One plan from the episode's state into mean[H, A] (warm start in, plan out).
+static void episode_plan(Episode *ep, const MpcConfig *c, PlannerKind kind, AcModel *model, int t, int64_t episode,
+                         const uint8_t *goal_rgb, uint8_t *now_rgb, double *mean) {
+    if (kind == PLANNER_TRUE_DYNAMICS) {
+        cem_plan(&c->cem, true_energy, ep, c->seed, (uint64_t)t, (uint64_t)episode, mean);
+        return;
+    }
+    episode_render(ep, 0, now_rgb);
+    const double state[2] = {ep->world == PLAN_WORLD_TWOROOMS ? ep->tr.x : ep->pt.agent_x,
+                             ep->world == PLAN_WORLD_TWOROOMS ? ep->tr.y : ep->pt.agent_y};
+    ac_plan_begin(model, now_rgb, state, goal_rgb, c->cem.horizon);
+    for (int k = 0; k < 2; k++) model->plan_velocity[k] = ep->world == PLAN_WORLD_PUSHT ? ep->pt_velocity[k] : 0;
+    ep->model = model;
+    if (kind == PLANNER_TRUE_LATENT)
+        cem_plan(&c->cem, true_latent_energy, ep, c->seed, (uint64_t)t, (uint64_t)episode, mean);
+    else cem_plan(&c->cem, model_energy, model, c->seed, (uint64_t)t, (uint64_t)episode, mean);
+}
+
+EpisodeResult mpc_episode(const MpcConfig *c, PlannerKind kind, AcModel *model, int64_t episode, uint8_t *frames,
+                          int *n_frames) {
+    Episode ep = {0};
+    episode_begin(&ep, c, episode);
+    const size_t frame_bytes = (size_t)ep.side * ep.side * 3;
     const int H = c->cem.horizon, A = 2;
-    TwoRoomsState s, goal;
-    tworooms_episode(c->seed, episode, &s, &goal);
     uint8_t *goal_rgb = xmalloc(frame_bytes), *now_rgb = xmalloc(frame_bytes);
-    tworooms_render(&goal, goal_rgb);
+    episode_render(&ep, 1, goal_rgb);
     EpisodeResult res = {0};
-    double mean[PLAN_MAX_HORIZON * 2] = {0}, plan[PLAN_MAX_HORIZON * 2];
+    double mean[PLAN_MAX_HORIZON * 2], plan[PLAN_MAX_HORIZON * 2], hold[2];
+    episode_hold(&ep, hold);
+    for (int k = 0; k < H * A; k++) mean[k] = hold[k % A];
     int t = 0, shown = 0;
-    if (frames) tworooms_render(&s, frames), shown = 1;
-    while (t < c->step_limit && !tworooms_success(&s, &goal)) {
-        int n_exec = c->execute;
+    if (frames) episode_render(&ep, 0, frames), shown = 1;
+    while (t < c->step_limit && !episode_success(&ep)) {
+        const int n_exec = c->execute;
         const double t0 = now_seconds();
         if (kind == PLANNER_RANDOM) {
             Rng r = rng_stream(c->seed, RNG_PLAN, (uint64_t)t, (uint64_t)episode);
             for (int k = 0; k < n_exec * A; k++) plan[k] = rng_uniform_range(&r, c->cem.lo[k % A], c->cem.hi[k % A]);
         } else {
-            if (kind == PLANNER_TRUE_DYNAMICS) {
-                TrueDynamics td = {s, goal, H};
-                cem_plan(&c->cem, true_energy, &td, c->seed, (uint64_t)t, (uint64_t)episode, mean);
-            } else {
-                tworooms_render(&s, now_rgb);
-                const double state[2] = {s.x, s.y};
-                ac_plan_begin(model, now_rgb, state, goal_rgb, H);
-                TrueLatent tl = {{s, goal, H}, model};
-                if (kind == PLANNER_TRUE_LATENT)
-                    cem_plan(&c->cem, true_latent_energy, &tl, c->seed, (uint64_t)t, (uint64_t)episode, mean);
-                else cem_plan(&c->cem, model_energy, model, c->seed, (uint64_t)t, (uint64_t)episode, mean);
-            }
+            episode_plan(&ep, c, kind, model, t, episode, goal_rgb, now_rgb, mean);
             memcpy(plan, mean, (size_t)H * A * sizeof(double));
-            shift_plan(mean, H, A, n_exec);
+            // the tail: tworooms no move; pusht the plan's last target (the pusher stays where the plan left it)
+            shift_plan(mean, H, A, n_exec, ep.world == PLAN_WORLD_TWOROOMS ? hold : plan + (size_t)(H - 1) * A);
             res.plans++;
         }
         res.plan_seconds += now_seconds() - t0;
-        for (int k = 0; k < n_exec && t < c->step_limit && !tworooms_success(&s, &goal); k++, t++) {
-            tworooms_step(&s, plan + k * A);
-            if (frames) tworooms_render(&s, frames + (size_t)shown++ * frame_bytes);
+        for (int k = 0; k < n_exec && t < c->step_limit && !episode_success(&ep); k++, t++) {
+            episode_step(&ep, plan + k * A);
+            if (frames) episode_render(&ep, 0, frames + (size_t)shown++ * frame_bytes);
         }
     }
-    res.success = tworooms_success(&s, &goal);
+    res.success = episode_success(&ep);
     res.steps = t;
-    res.final_distance = hypot(s.x - goal.x, s.y - goal.y);
+    res.final_distance = episode_distance(&ep);
     if (n_frames) *n_frames = shown;
+    pusht_free(ep.sim);
     free(goal_rgb);
     free(now_rgb);
     return res;
@@ -183,18 +264,24 @@ EpisodeResult mpc_tworooms_episode(const MpcConfig *c, PlannerKind kind, AcModel
 void plan_config_from(const Config *cfg, MpcConfig *out) {
     memset(out, 0, sizeof *out);
     CemConfig *c = &out->cem;
+    out->world = strcmp(cfg->plan.world, "pusht") ? PLAN_WORLD_TWOROOMS : PLAN_WORLD_PUSHT;
     c->samples = cfg->plan.samples;
     c->elites = cfg->plan.elites;
     c->iterations = cfg->plan.iterations;
     c->horizon = cfg->plan.horizon;
     c->action_dim = 2;
-    for (int a = 0; a < 2; a++) c->lo[a] = -TWOROOMS.action_bound, c->hi[a] = TWOROOMS.action_bound;
+    for (int a = 0; a < 2; a++) {  // tworooms: a displacement; pusht: the pusher's target point on the table
+        c->lo[a] = out->world == PLAN_WORLD_PUSHT ? 0 : -TWOROOMS.action_bound;
+        c->hi[a] = out->world == PLAN_WORLD_PUSHT ? PUSHT_TABLE : TWOROOMS.action_bound;
+    }
     c->init_std = cfg->plan.init_std;
     c->min_std = cfg->plan.min_std;
     if (c->elites > c->samples)
         die_input("plan.elites (%d) must be at most plan.samples (%d)", c->elites, c->samples);
     out->execute = cfg->plan.execute < c->horizon ? cfg->plan.execute : c->horizon;
-    out->step_limit = cfg->plan.step_limit ? cfg->plan.step_limit : TWOROOMS.step_limit;
+    out->step_limit = cfg->plan.step_limit             ? cfg->plan.step_limit
+                      : out->world == PLAN_WORLD_PUSHT ? PUSHT_STEP_LIMIT
+                                                       : TWOROOMS.step_limit;
     out->seed = (uint64_t)cfg->meta.seed;
 }
 
@@ -203,7 +290,7 @@ void plan_config_from(const Config *cfg, MpcConfig *out) {
 static const char *PLAN_HELP =
     "usage: jepa plan CONFIG --checkpoint RUN [options] [key=value ...]\n"
     "\n"
-    "Model-predictive control in plan.world (tworooms) with the action-conditioned predictor of RUN\n"
+    "Model-predictive control in plan.world (tworooms or pusht) with the action-conditioned predictor of RUN\n"
     "(RUN/predictor.safetensors, written by `jepa train` with model.kind ac) on the frozen encoder of\n"
     "ac.encoder_checkpoint: each step, CEM over plan.horizon actions (plan.samples, plan.elites, plan.iterations)\n"
     "with the L1 energy between the predicted last embedding and the goal image's, then plan.execute actions.\n"
@@ -214,8 +301,10 @@ static const char *PLAN_HELP =
     "options:\n"
     "  --checkpoint RUN    the ac run folder (or its predictor.safetensors)\n"
     "  --episodes N        override plan.episodes\n"
-    "  --strip FILE.png    a picture of the first 4 episodes: frames along each row, the goal last\n"
+    "  --select I,J,...    only these episode indices (a diagnostic: look at chosen episodes)\n"
+    "  --strip FILE.png    a picture of the model's first 4 episodes: frames along each row, the goal last\n"
     "  --no-model          only the baselines (random, true dynamics): no checkpoint needed\n"
+    "  --per-episode       one line per episode: start, goal, outcome, steps, final distance\n"
     "  --with-latent       also 'true dyn+latent' (slow: encodes every sample's final frame)\n"
     "  --only NAME         one planner: 'random actions', 'true dynamics', 'true dyn+latent' (the world's own\n"
     "                      dynamics scored by the encoder's L1 energy: the encoder's part) or model\n"
@@ -236,17 +325,17 @@ static void tally_add(Tally *t, const EpisodeResult *r, int execute) {
     t->actions_planned += r->plans * execute;
 }
 
-static void tally_print(const char *name, const Tally *t) {
-    printf("%-16s success %3d/%d = %5.1f%% | mean steps %5.1f | mean final distance %5.1f px | plan %.3f s per action\n",
+static void tally_print(const char *name, const Tally *t, const char *unit) {
+    printf("%-16s success %3d/%d = %5.1f%% | mean steps %5.1f | mean final distance %5.1f %s | plan %.3f s per action\n",
            name, t->successes, t->episodes, 100.0 * t->successes / t->episodes, t->steps / t->episodes,
-           t->final_distance / t->episodes, t->actions_planned ? t->plan_seconds / t->actions_planned : 0.0);
+           t->final_distance / t->episodes, unit, t->actions_planned ? t->plan_seconds / t->actions_planned : 0.0);
 }
 
 enum { STRIP_ROWS = 4, STRIP_COLS = 9 };
 
-// Row e: STRIP_COLS - 1 frames evenly spaced over the episode, then the goal.
-static void strip_row(uint8_t *strip, int row, const uint8_t *frames, int n_frames, const uint8_t *goal) {
-    const int s = TWOROOMS.size, W = STRIP_COLS * (s + 2);
+// Row e: STRIP_COLS - 1 frames (side s) evenly spaced over the episode, then the goal.
+static void strip_row(uint8_t *strip, int s, int row, const uint8_t *frames, int n_frames, const uint8_t *goal) {
+    const int W = STRIP_COLS * (s + 2);
     const size_t fb = (size_t)s * s * 3;
     for (int c = 0; c < STRIP_COLS; c++) {
         const uint8_t *src = c == STRIP_COLS - 1 ? goal
@@ -257,12 +346,36 @@ static void strip_row(uint8_t *strip, int row, const uint8_t *frames, int n_fram
     }
 }
 
+// One line per episode (--per-episode): where it started, the outcome.
+static void print_episode(const MpcConfig *mc, const char *name, int e, const EpisodeResult *r) {
+    Episode ep = {0};
+    episode_begin(&ep, mc, e);
+    if (ep.world == PLAN_WORLD_PUSHT)
+        printf("  %-14s episode %3d: agent (%3.0f, %3.0f) block (%3.0f, %3.0f, %5.2f)", name, e, ep.pt.agent_x,
+               ep.pt.agent_y, ep.pt.block_x, ep.pt.block_y, ep.pt.block_angle);
+    else
+        printf("  %-14s episode %3d: start (%4.1f, %4.1f) goal (%4.1f, %4.1f)", name, e, ep.tr.x, ep.tr.y,
+               ep.tr_goal.x, ep.tr_goal.y);
+    printf(" %s in %3d steps, final distance %5.1f\n", r->success ? "success" : "FAILED ", r->steps, r->final_distance);
+    fflush(stdout);
+    pusht_free(ep.sim);
+}
+
 typedef struct {
     const char *config, *checkpoint, *strip;
     const char *only;  // run one planner: random, true, latent, model
-    int episodes, no_model, with_latent, n_overrides;
+    int episodes, no_model, with_latent, per_episode, n_overrides;
+    const char *select;  // --select: comma-separated episode indices instead of 0..episodes-1
     char **overrides;
 } PlanOptions;
+
+// The i-th episode to run: i, or the i-th entry of --select.
+static int episode_index(const PlanOptions *o, int i) {
+    if (!o->select) return i;
+    const char *p = o->select;
+    for (int k = 0; k < i; k++) p = strchr(p, ',') + 1;
+    return atoi(p);
+}
 
 static void parse_plan(int argc, char **argv, PlanOptions *o) {
     memset(o, 0, sizeof *o);
@@ -273,16 +386,26 @@ static void parse_plan(int argc, char **argv, PlanOptions *o) {
         if (!strcmp(a, "--checkpoint") && has_value) o->checkpoint = argv[++i];
         else if (!strcmp(a, "--strip") && has_value) o->strip = argv[++i];
         else if (!strcmp(a, "--only") && has_value) o->only = argv[++i];
+        else if (!strcmp(a, "--select") && has_value) o->select = argv[++i];
         else if (!strcmp(a, "--episodes") && has_value) {
             char *end;
             o->episodes = (int)strtol(argv[++i], &end, 10);
             if (*end || o->episodes < 1) die_input("plan: --episodes '%s': expected a positive integer", argv[i]);
         } else if (!strcmp(a, "--no-model")) o->no_model = 1;
         else if (!strcmp(a, "--with-latent")) o->with_latent = 1;
+        else if (!strcmp(a, "--per-episode")) o->per_episode = 1;
         else if (!strncmp(a, "--", 2)) die_input("plan: unknown option or missing value '%s' (see jepa plan --help)", a);
         else if (strchr(a, '=')) o->overrides[o->n_overrides++] = argv[i];
         else if (!o->config) o->config = a;
         else die_input("plan: a second config '%s' after '%s'; overrides look like key=value", a, o->config);
+    }
+    if (o->select) {  // digits and commas, no empty entry: then episode_index can walk it blindly
+        o->episodes = 1;
+        for (const char *p = o->select; *p; p++) {
+            if (*p == ',' && p[1] && p[1] != ',') o->episodes++;
+            else if (!(*p >= '0' && *p <= '9') || (*p == ',' && (!p[1] || p[1] == ',')) || *o->select == ',')
+                die_input("plan: --select '%s': expected episode indices like 2,8,13", o->select);
+        }
     }
     if (!o->config) die_input("plan: no config given ---> HINT: jepa plan configs/ac_tworooms.yaml --checkpoint RUN");
     if (!o->checkpoint && !o->no_model) die_input("plan: --checkpoint RUN is required (or --no-model)");
@@ -306,21 +429,23 @@ int plan_command(int argc, char **argv) {
     Config cfg;
     config_load(&cfg, o.config, o.n_overrides, o.overrides);
     config_validate(&cfg);
-    if (strcmp(cfg.plan.world, "tworooms"))
-        die_input("plan.world: jepa plan runs tworooms only so far, got '%s' (pusht: world, data and training are done, "
-                  "its MPC loop is not)", cfg.plan.world);
     if (o.episodes) cfg.plan.episodes = o.episodes;
     MpcConfig mc;
     plan_config_from(&cfg, &mc);
     Backend *be = backend_cpu_create(0, cfg.meta.threads);
     AcModel *model = o.no_model ? NULL : load_planner(&cfg, o.checkpoint, be, &mc);
-    const int E = cfg.plan.episodes, s = TWOROOMS.size;
+    const int pusht = mc.world == PLAN_WORLD_PUSHT, E = cfg.plan.episodes, s = pusht ? PUSHT_IMAGE : TWOROOMS.size;
     uint8_t *frames = xmalloc((size_t)(mc.step_limit + 1) * s * s * 3), *goal = xmalloc((size_t)s * s * 3);
     const int strip_w = STRIP_COLS * (s + 2), strip_h = STRIP_ROWS * (s + 2);
     uint8_t *strip = xcalloc((size_t)strip_w * strip_h * 3, 1);
-    printf("tworooms: %d episodes (seed %d), step limit %d, success radius %g px | CEM %d samples, %d elites, %d "
-           "iterations, horizon %d, execute %d\n", E, cfg.meta.seed, mc.step_limit, TWOROOMS.success_radius,
-           mc.cem.samples, mc.cem.elites, mc.cem.iterations, mc.cem.horizon, mc.execute);
+    if (pusht)
+        printf("pusht: %d episodes (seed %d), step limit %d, success within %g units and %.4f rad of the goal pose",
+               E, cfg.meta.seed, mc.step_limit, PUSHT_SUCCESS_DIST, PUSHT_SUCCESS_ANGLE);
+    else
+        printf("tworooms: %d episodes (seed %d), step limit %d, success radius %g px", E, cfg.meta.seed, mc.step_limit,
+               TWOROOMS.success_radius);
+    printf(" | CEM %d samples, %d elites, %d iterations, horizon %d, execute %d, energy %s\n", mc.cem.samples,
+           mc.cem.elites, mc.cem.iterations, mc.cem.horizon, mc.execute, cfg.plan.energy);
     const PlannerKind kinds[4] = {PLANNER_RANDOM, PLANNER_TRUE_DYNAMICS, PLANNER_TRUE_LATENT, PLANNER_MODEL};
     const char *names[4] = {"random actions", "true dynamics", "true dyn+latent", "ac model"};
     for (int k = 0; k < 4; k++) {
@@ -329,25 +454,29 @@ int plan_command(int argc, char **argv) {
             continue;
         Tally t = {0};
         const double t0 = now_seconds();
-        for (int e = 0; e < E; e++) {
+        for (int i = 0; i < E; i++) {
+            const int e = episode_index(&o, i);
             int n_frames = 0;
-            const int record = kinds[k] == PLANNER_MODEL && o.strip && e < STRIP_ROWS;
-            const EpisodeResult r = mpc_tworooms_episode(&mc, kinds[k], model, e, record ? frames : NULL, &n_frames);
+            const int record = kinds[k] == PLANNER_MODEL && o.strip && i < STRIP_ROWS;
+            const EpisodeResult r = mpc_episode(&mc, kinds[k], model, e, record ? frames : NULL, &n_frames);
             tally_add(&t, &r, mc.execute);
+            if (o.per_episode) print_episode(&mc, names[k], e, &r);
             if (record) {
-                TwoRoomsState st, g;
-                tworooms_episode(mc.seed, e, &st, &g);
-                tworooms_render(&g, goal);
-                strip_row(strip, e, frames, n_frames, goal);
+                Episode ep = {0};
+                episode_begin(&ep, &mc, e);
+                episode_render(&ep, 1, goal);
+                pusht_free(ep.sim);
+                strip_row(strip, s, i, frames, n_frames, goal);
             }
         }
-        tally_print(names[k], &t);
+        tally_print(names[k], &t, pusht ? "units" : "px");
         printf("%-16s (%.1f s wall)\n", "", now_seconds() - t0);
         fflush(stdout);
     }
     if (o.strip && model) {
         raster_write_png(o.strip, strip, strip_h, strip_w);
-        printf("strip: %s (rows: episodes 0-%d; frames left to right, the goal last)\n", o.strip, STRIP_ROWS - 1);
+        printf("strip: %s (rows: the first %d episodes run; frames left to right, the goal last)\n", o.strip,
+               E < STRIP_ROWS ? E : STRIP_ROWS);
     }
     free(frames);
     free(goal);

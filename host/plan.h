@@ -39,7 +39,10 @@ typedef enum {
 
 typedef struct AcModel AcModel;
 
+typedef enum { PLAN_WORLD_TWOROOMS = 0, PLAN_WORLD_PUSHT = 1 } PlanWorld;
+
 typedef struct {
+    PlanWorld world;  // plan.world
     CemConfig cem;
     int execute;      // actions executed per plan
     int step_limit;   // actions per episode
@@ -48,17 +51,19 @@ typedef struct {
 
 typedef struct {
     int success, steps;     // success within step_limit; actions taken (step_limit when it failed)
-    double final_distance;  // agent to goal at the end, pixels
+    double final_distance;  // at the end: tworooms agent to goal, pixels; pusht the block's position error, units
     double plan_seconds;    // wall time spent planning, total
     int plans;              // CEM calls
 } EpisodeResult;
 
-// One tworooms episode of MpcConfig.seed: start and goal from tworooms_episode(seed, episode). frames (optional,
-// step_limit + 1 frames of 64x64x3) receives what the agent saw; *n_frames how many.
-EpisodeResult mpc_tworooms_episode(const MpcConfig *c, PlannerKind kind, AcModel *model, int64_t episode,
+// One episode of MpcConfig.world and .seed. tworooms: start and goal from tworooms_episode(seed, episode), success
+// within the success radius. pusht: start from pusht_episode(seed, episode), goal PUSHT_GOAL (its image: the block at
+// the goal pose, the pusher parked in a far corner), success by pusht_success. frames (optional, step_limit + 1
+// frames of side x side x 3, side 64 or 96) receives what the agent saw; *n_frames how many.
+EpisodeResult mpc_episode(const MpcConfig *c, PlannerKind kind, AcModel *model, int64_t episode,
                                    uint8_t *frames, int *n_frames);
 
-// The CEM and MPC settings of a config's plan.* keys (world tworooms).
+// The CEM and MPC settings of a config's plan.* keys (action bounds and step limit from plan.world).
 void plan_config_from(const Config *cfg, MpcConfig *out);
 
 // `jepa plan CONFIG --checkpoint DIR [--episodes N] [--strip FILE.png] [key=value ...]`: returns the exit code.

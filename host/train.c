@@ -1,6 +1,7 @@
 // train.c: the training loop (DESIGN recipe) and the dry run.
 #include "train.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <string.h>
@@ -79,6 +80,7 @@ static void write_metrics(FILE *out, const StepRecord *r, int num_masks) {
     json_object_object_add(o, "loss_z", isfinite(r->loss_z) ? json_object_new_double(r->loss_z) : NULL);
     json_object_object_add(o, "exchange_bytes", json_object_new_double(r->exchange_bytes));
     json_object_object_add(o, "sim_exchange_s", json_object_new_double(r->sim_exchange_s));
+    json_object_object_add(o, "loss_sites", isfinite(r->loss_sites) ? json_object_new_double(r->loss_sites) : NULL);
     fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     fflush(out);
     json_object_put(o);
@@ -226,12 +228,57 @@ static int watch_numerics(RunFolder *rf, Trainer *tr, StepRecord *r, NumericsWat
     return JEPA_EXIT_OK;
 }
 
+// ---------------------------------------------------------------- the read log (docs/consensus.md)
+
+// RUN/reads_rank<R>.jsonl: a header {"rank", "world", "site", "stores": [the paths this rank opened]}, then one
+// line per staged batch {"first": position, "samples": [[store, clip, [frames], "FNV-1a 64 hex"], ...]}: the hash
+// of each sample's stored bytes (loader.h SampleRead), so a test can recompute it from the site's own file.
+// Collective (rank 0's run folder path goes to every rank); stores only (the synthetic source reads no bytes).
+static void open_read_log(Trainer *tr, const RunFolder *rf) {
+    int path[1024] = {0};  // [1024] rank 0's run folder as ints, the others zero: the sum broadcasts it
+    for (int i = 0; dist_rank() == 0 && i < 1023 && rf->path[i]; i++) path[i] = (unsigned char)rf->path[i];
+    if (dist_active()) dist_allreduce_host(path, 1024, DIST_INT, DIST_SUM, "the run folder for the read logs");
+    if (!tr->cfg->data.datasets.count && !tr->site_data) return;
+    char file[1200];
+    int n = 0;
+    for (int i = 0; path[i] && n < 1023; i++) n += snprintf(file + n, sizeof file - (size_t)n, "%c", (char)path[i]);
+    snprintf(file + n, sizeof file - (size_t)n, "/reads_rank%d.jsonl", dist_rank());
+    tr->reads_log = fopen(file, "a");  // a resumed run appends
+    if (!tr->reads_log) die_input("%s: cannot write the read log: %s", file, strerror(errno));
+    const int sites = tr->cfg->dist.sites, stores = tr->site_data ? 1 : tr->cfg->data.datasets.count;
+    json_object *o = json_object_new_object(), *a = json_object_new_array();
+    json_object_object_add(o, "rank", json_object_new_int(dist_rank()));
+    json_object_object_add(o, "world", json_object_new_int(dist_world()));
+    json_object_object_add(o, "site", json_object_new_int(dist_rank() / (dist_world() / sites)));
+    for (int d = 0; d < stores; d++) json_object_array_add(a, json_object_new_string(data_store_path(tr->data, d)));
+    json_object_object_add(o, "stores", a);
+    fprintf(tr->reads_log, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+}
+
+static void log_reads(Trainer *tr, int64_t first, int B) {
+    const SampleRead *reads = data_batch_reads(tr->data);  // [B]
+    if (!reads) return;
+    FILE *f = tr->reads_log;
+    fprintf(f, "{\"first\":%lld,\"samples\":[", (long long)first);
+    for (int b = 0; b < B; b++) {
+        const SamplePlan *p = &reads[b].plan;
+        fprintf(f, "%s[%d,%lld,[", b ? "," : "", p->store, (long long)p->clip);
+        for (int i = 0; i < tr->cfg->data.num_frames; i++) fprintf(f, "%s%d", i ? "," : "", p->frame[i]);
+        fprintf(f, "],\"%016llx\"]", (unsigned long long)reads[b].fnv1a);
+    }
+    fputs("]}\n", f);
+    if (fflush(f) != 0 || ferror(f)) die_input("the read log: write failed: %s", strerror(errno));
+}
+
 void trainer_stage_clips(Trainer *tr, int64_t first, double *data_s) {
     const int B = tr->cfg->data.batch_size;
     const int slot = tr->staged_first < 0 ? 0 : tr->staged_slot ^ 1;
     const double t0 = now_seconds();
     float *clips = model_input_host(tr->model, slot, B);  // [B,T,H,W,3]
     data_get_clips(tr->data, first, B, clips);
+    if (tr->reads_log) log_reads(tr, first, B);
     const int64_t per_step = (int64_t)B * tr->cfg->optimization.accum_steps * dist_world();  // the world's step
     if (first % per_step == 0 && injection_due("clips", (long)(first / per_step) + 1))
         for (size_t i = 0; i < model_clip_elems(&tr->model->dims, 1); i++) clips[i] = (float)injection.value;
@@ -239,6 +286,20 @@ void trainer_stage_clips(Trainer *tr, int64_t first, double *data_s) {
     tr->staged_first = first;
     tr->staged_slot = slot;
     *data_s += now_seconds() - t0;
+}
+
+// The data positions this rank reads: it is reader `rank` of `readers` data-parallel readers of the step that starts
+// at `cursor` (data.site_paths: a site's ranks read its own store at site-local positions, the site's cursor being
+// its share, cursor / sites, of the world's samples; allreduce too: the pooled-data baseline).
+typedef struct {
+    int rank, readers;
+    int64_t cursor;
+} DataReader;
+
+static DataReader data_reader(const Trainer *tr) {
+    const int world = dist_world(), sites = tr->cfg->dist.sites;
+    if (!tr->site_data) return (DataReader){dist_rank(), world, tr->data_cursor};
+    return (DataReader){dist_rank() % (world / sites), world / sites, tr->data_cursor / sites};
 }
 
 void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
@@ -250,10 +311,9 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     // Consensus: the all-reduce runs within a site, so the scale is 1/(accum*site ranks); the data stay the world's
     // shards (each site reads its own disjoint part of every step's samples).
     const int world = dist_world(), averaged = tr->consensus ? dist_site_ranks() : world;
-    // data.site_paths: a site's own store at site-local positions, as one data-parallel group of `averaged` ranks
-    // whose cursor moves by its share (cursor / sites) of the world's samples.
-    const int rank = tr->site_data ? dist_rank() % averaged : dist_rank(), readers = tr->site_data ? averaged : world;
-    const int64_t cursor = tr->site_data ? tr->data_cursor / cfg->dist.sites : tr->data_cursor;
+    const DataReader reader = data_reader(tr);  // data.site_paths: the site's ranks at site-local positions
+    const int rank = reader.rank, readers = reader.readers;
+    const int64_t cursor = reader.cursor;
     const double t0 = now_seconds();
     memset(r, 0, sizeof(*r));
     r->total = train_total_steps(cfg);
@@ -286,12 +346,14 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     tr->data_cursor += (int64_t)world * accum * B;
     inject_tensor(m, "gradient", step + 1);
     optim_update(m, cfg, &r->sched, step + 1);
-    if (tr->consensus) consensus_after_update(tr->consensus, step + 1, &r->exchange_bytes);
+    if (tr->consensus) consensus_after_update(tr->consensus, step + 1, last_step, &r->exchange_bytes);
     else if (tr->dist) r->exchange_bytes = (double)m->table.total * (strcmp(cfg->dist.reduce_dtype, "bfloat16") ? 4 : 2);
     r->sim_exchange_s = consensus_link_seconds(cfg, r->exchange_bytes);
     optim_ema(m, &r->sched);  // the target follows this site's own weights (after an exchange: the new ones)
     if (tr->dist) dist_sync("the step's gradient all-reduce (NCCL)");  // under the watchdog; a no-op on the CPU
     model_read_stats(m, &r->stats);  // the step's one host synchronisation
+    // consensus: one scalar all-reduce a step (metrics.jsonl logs every step), so a plot shows every site's loss
+    r->loss_sites = tr->consensus ? consensus_mean_over_sites(r->stats.loss_mean) : r->stats.loss_mean;
     r->step = step + 1;
     r->epoch = (int)(step / cfg->optimization.ipe);
     r->step_s = now_seconds() - t0;
@@ -431,6 +493,7 @@ int train_run(const Config *cfg_in, const char *command) {
     if (dist_rank() == 0) from = resume_open_run(&rf, tr.model, cfg, device, command);
     from = share_start(tr.model, from);
     keep_global_batch(&run_cfg, from, &rf);
+    open_read_log(&tr, &rf);  // collective
     tr.consensus = consensus_create(tr.model, cfg);  // before the buckets: splits the world into sites
     if (tr.consensus)
         run_log(&rf, "consensus: %d sites of %d rank%s, %s exchange every %d steps (%s)\n", cfg->dist.sites,
@@ -440,6 +503,9 @@ int train_run(const Config *cfg_in, const char *command) {
     if (dist_active())
         tr.dist = dist_grads_create(tr.model, cfg->dist.bucket_mb, strcmp(cfg->dist.reduce_dtype, "bfloat16") == 0);
     tr.data_cursor = from.data_cursor;
+    const DataReader reader = data_reader(&tr);  // its runs of accum x B positions, so the read-ahead follows them
+    const int64_t run = (int64_t)cfg->optimization.accum_steps * cfg->data.batch_size;
+    data_set_read_pattern(tr.data, reader.cursor + reader.rank * run, run, reader.readers * run);
     config_print_table(cfg, stdout);
     if (rf.log) config_print_table(cfg, rf.log);  // other ranks than 0 have no run folder
     const long total = train_total_steps(cfg);
@@ -477,11 +543,15 @@ int train_run(const Config *cfg_in, const char *command) {
     if (rc == JEPA_EXIT_OK && from.step < total)
         run_log(&rf, "done: %ld steps in %.1f s, final loss %.5f, target std %.3f; run folder %s\n", r.step,
                 now_seconds() - start, r.stats.loss_mean, r.stats.target_std, rf.path);
+    const long restarts = data_read_restarts(tr.data);
+    if (restarts > 0)  // the first batch, plus one per resume-like jump; one per step would mean the pattern is off
+        run_log(&rf, "data: the read-ahead started %ld time%s\n", restarts, restarts == 1 ? "" : "s");
     free(watch.window);
     monitor_close(&mon);
     dist_grads_free(tr.dist);
     consensus_free(tr.consensus);
     data_close(tr.data);
+    if (tr.reads_log && fclose(tr.reads_log) != 0) fprintf(stderr, "warning: the read log: %s\n", strerror(errno));
     model_free(tr.model);
     backend_destroy(be);
     run_folder_close(&rf);

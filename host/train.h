@@ -1,6 +1,7 @@
 // train.h: the training loop and the dry run; the step itself for `jepa bench step`.
 #pragma once
 #include <stdint.h>
+#include <stdio.h>
 
 #include "backend.h"
 #include "config.h"
@@ -32,6 +33,7 @@ typedef struct {
     double loss_z;       // the loss's z-score against the previous logging.spike_window finite losses; NAN: too few
     double exchange_bytes;  // bytes one rank (allreduce: gradients) or site (consensus: parameters) sent this step
     double sim_exchange_s;  // exchange_bytes through the link model (dist.link_gbps, dist.link_latency_ms)
+    double loss_sites;      // the whole system's loss: consensus, the mean over sites of each site's; else `loss`
 } StepRecord;
 
 // Everything one rank needs for a step: the model, the data and the host buffers.
@@ -47,6 +49,7 @@ typedef struct {
     struct DistGrads *dist;  // gradient all-reduce across ranks (dist.h); NULL: one process
     struct Consensus *consensus;  // dist.sync consensus: parameter exchange between sites; NULL: allreduce
     int site_data;         // data.site_paths: this rank's site reads its own store at site-local positions
+    FILE *reads_log;       // RUN/reads_rank<R>.jsonl: what every staged batch read (stores only); NULL: none
 } Trainer;
 
 // Reads the clips of samples [first, first + B) into the free input slot and starts their copy to the device, so

@@ -58,7 +58,7 @@ static cpBody *add_tee(PushtSim *sim) {
     return body;
 }
 
-PushtSim *pusht_create(const PushtState *s) {
+static PushtSim *pusht_build(const PushtState *s) {
     PushtSim *sim = xcalloc(1, sizeof *sim);
     sim->space = cpSpaceNew();
     if (!sim->space) die_internal("world_pusht.c: cpSpaceNew failed");
@@ -74,8 +74,24 @@ PushtSim *pusht_create(const PushtState *s) {
     cpBodySetPosition(sim->agent, cpv(s->agent_x, s->agent_y));
     cpBodySetAngle(sim->block, s->block_angle);  // angle first, then position (the reference's non-legacy order)
     cpBodySetPosition(sim->block, cpv(s->block_x, s->block_y));
+    return sim;
+}
+
+PushtSim *pusht_create(const PushtState *s) {
+    PushtSim *sim = pusht_build(s);
     cpSpaceStep(sim->space, 1.0 / PUSHT_SIM_HZ);
     return sim;
+}
+
+PushtSim *pusht_restore(const PushtState *s, const double v[2]) {
+    PushtSim *sim = pusht_build(s);
+    cpBodySetVelocity(sim->agent, cpv(v[0], v[1]));
+    return sim;
+}
+
+void pusht_get_agent_velocity(const PushtSim *sim, double v[2]) {
+    const cpVect u = cpBodyGetVelocity(sim->agent);
+    v[0] = u.x, v[1] = u.y;
 }
 
 void pusht_free(PushtSim *sim) {
@@ -99,15 +115,28 @@ void pusht_get_state(const PushtSim *sim, PushtState *s) {
     *s = (PushtState){a.x, a.y, b.x, b.y, cpBodyGetAngle(sim->block)};
 }
 
-void pusht_step(PushtSim *sim, const double target_in[2]) {
+// The PD law's new velocity for a pusher at p moving at v towards target (clipped to the table), one physics step.
+static cpVect pd_velocity(cpVect p, cpVect v, const double target_in[2]) {
     const cpVect target = cpv(fmin(fmax(target_in[0], 0), PUSHT_TABLE), fmin(fmax(target_in[1], 0), PUSHT_TABLE));
-    const double dt = 1.0 / PUSHT_SIM_HZ;
+    const cpVect acc = cpvsub(cpvmult(cpvsub(target, p), K_P), cpvmult(v, K_V));
+    return cpvadd(v, cpvmult(acc, 1.0 / PUSHT_SIM_HZ));
+}
+
+void pusht_step(PushtSim *sim, const double target[2]) {
     for (int k = 0; k < PUSHT_SIM_HZ / (int)PUSHT_CONTROL_HZ; k++) {
-        const cpVect p = cpBodyGetPosition(sim->agent), v = cpBodyGetVelocity(sim->agent);
-        const cpVect acc = cpvsub(cpvmult(cpvsub(target, p), K_P), cpvmult(v, K_V));
-        cpBodySetVelocity(sim->agent, cpvadd(v, cpvmult(acc, dt)));
-        cpSpaceStep(sim->space, dt);
+        const cpVect v = pd_velocity(cpBodyGetPosition(sim->agent), cpBodyGetVelocity(sim->agent), target);
+        cpBodySetVelocity(sim->agent, v);
+        cpSpaceStep(sim->space, 1.0 / PUSHT_SIM_HZ);
     }
+}
+
+void pusht_agent_step(double p[2], double v[2], const double target[2]) {
+    cpVect pos = cpv(p[0], p[1]), vel = cpv(v[0], v[1]);
+    for (int k = 0; k < PUSHT_SIM_HZ / (int)PUSHT_CONTROL_HZ; k++) {
+        vel = pd_velocity(pos, vel, target);
+        pos = cpvadd(pos, cpvmult(vel, 1.0 / PUSHT_SIM_HZ));  // Chipmunk's kinematic integration
+    }
+    p[0] = pos.x, p[1] = pos.y, v[0] = vel.x, v[1] = vel.y;
 }
 
 // The T's boxes in image pixels for a pose: xy[2][8].
@@ -140,13 +169,24 @@ void pusht_render(const PushtState *s, uint8_t *rgb) {
     for (int b = 0; b < 2; b++) raster_polygon(&im, xy[b], 4, BLOCK);
 }
 
+// The reference's initial distribution.
+static void draw_start(Rng *r, PushtState *start) {
+    start->agent_x = rng_uniform_range(r, 50, 450);
+    start->agent_y = rng_uniform_range(r, 50, 450);
+    start->block_x = rng_uniform_range(r, 100, 400);
+    start->block_y = rng_uniform_range(r, 100, 400);
+    start->block_angle = rng_uniform_range(r, -M_PI, M_PI);
+}
+
 void pusht_episode(uint64_t seed, int64_t episode, PushtState *start) {
     Rng r = rng_stream(seed, RNG_SYNTH, PUSHT_STREAM_START, (uint64_t)episode);
-    start->agent_x = rng_uniform_range(&r, 50, 450);
-    start->agent_y = rng_uniform_range(&r, 50, 450);
-    start->block_x = rng_uniform_range(&r, 100, 400);
-    start->block_y = rng_uniform_range(&r, 100, 400);
-    start->block_angle = rng_uniform_range(&r, -M_PI, M_PI);
+    draw_start(&r, start);
+}
+
+void pusht_plan_episode(uint64_t seed, int64_t episode, PushtState *start) {
+    Rng r = rng_stream(seed, RNG_SYNTH, PUSHT_STREAM_PLAN_START, (uint64_t)episode);
+    do draw_start(&r, start);
+    while (pusht_success(start, &PUSHT_GOAL));
 }
 
 void pusht_goal_error(const PushtState *s, const PushtState *goal, double *dist, double *angle) {

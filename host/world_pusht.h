@@ -24,7 +24,8 @@ typedef struct {
 typedef struct PushtSim PushtSim;  // a Chipmunk space with the pusher, the block and the walls
 
 typedef enum { PUSHT_POLICY_RANDOM = 0, PUSHT_POLICY_NOISY_EXPERT = 1 } PushtPolicy;
-enum { PUSHT_STREAM_START = 0, PUSHT_STREAM_POLICY = 1 };  // policy draws of step t: PUSHT_STREAM_POLICY + 16 t
+// Stream steps per purpose; the policy's draws of step t use PUSHT_STREAM_POLICY + 16 t (never another purpose's).
+enum { PUSHT_STREAM_START = 0, PUSHT_STREAM_POLICY = 1, PUSHT_STREAM_PLAN_START = 2 };
 
 extern const PushtState PUSHT_GOAL;
 
@@ -32,6 +33,15 @@ extern const PushtState PUSHT_GOAL;
 PushtSim *pusht_create(const PushtState *s);
 void pusht_free(PushtSim *sim);
 void pusht_get_state(const PushtSim *sim, PushtState *s);
+// The pusher's velocity (units/s): with the state, all a planner needs to restart the simulation where it is (the
+// block keeps no velocity between physics steps: space damping 0).
+void pusht_get_agent_velocity(const PushtSim *sim, double v[2]);
+// A fresh simulation at state s with the pusher moving at v, without the settling step: a planner's copy of a
+// running episode (pusht_step on it matches the episode's own step up to Chipmunk's cached contact impulses).
+PushtSim *pusht_restore(const PushtState *s, const double v[2]);
+// The pusher's PD law alone over one control step: the kinematic pusher ignores contacts, so this is exactly where
+// pusht_step takes it. p, v (2 each) in/out.
+void pusht_agent_step(double p[2], double v[2], const double target[2]);
 // One control step (1/10 s): 10 physics steps of 1/100 s, each setting the pusher's velocity by the PD law
 // v += (100 (target - p) - 20 v) dt. target is clipped to the table.
 void pusht_step(PushtSim *sim, const double target[2]);
@@ -39,6 +49,8 @@ void pusht_step(PushtSim *sim, const double target[2]);
 void pusht_render(const PushtState *s, uint8_t *rgb);
 // The reference's initial distribution: agent uniform in [50, 450]^2, block in [100, 400]^2, angle in [-pi, pi].
 void pusht_episode(uint64_t seed, int64_t episode, PushtState *start);
+// A planning episode's start: the same distribution from its own stream, redrawn while it is already a success.
+void pusht_plan_episode(uint64_t seed, int64_t episode, PushtState *start);
 // Block position and angle errors to goal (angle wrapped to [0, pi]).
 void pusht_goal_error(const PushtState *s, const PushtState *goal, double *dist, double *angle);
 int pusht_success(const PushtState *s, const PushtState *goal);

@@ -135,7 +135,42 @@ static void test_causality_and_actions(void) {
     backend_destroy(be);
 }
 
+// plan.energy: 'mean' and 'min' score the frames 1..H that 'last' scores one at a time (the rollout is causal, so
+// frame j of a horizon-H rollout is the last frame of the horizon-j rollout over the same first j actions).
+static void test_plan_energy_modes(void) {
+    Backend *be;
+    Inputs in;
+    AcModel *m = tiny_model(&be, &in);
+    const size_t nd = 4 * 8;
+    for (size_t k = 0; k < nd; k++) m->plan_now[k] = in.feats[k], m->plan_goal[k] = in.target[k];
+    m->plan_state[0] = 20, m->plan_state[1] = 40;
+    enum { S = 2, H = 3 };
+    double actions[S * H * 2], prefix[S * H * 2], per_frame[H][S], got[3][S];
+    for (int k = 0; k < S * H * 2; k++) actions[k] = in.actions[k % (B * T * 2)];
+    for (int j = 1; j <= H; j++) {
+        for (int s = 0; s < S; s++) memcpy(prefix + s * j * 2, actions + s * H * 2, (size_t)j * 2 * sizeof(double));
+        m->plan_horizon = j;
+        ac_plan_energy(m, prefix, S, per_frame[j - 1]);
+    }
+    const char *modes[3] = {"last", "mean", "min"};
+    m->plan_horizon = H;
+    for (int k = 0; k < 3; k++) strcpy(m->cfg.plan.energy, modes[k]), ac_plan_energy(m, actions, S, got[k]);
+    double worst = 0;
+    for (int s = 0; s < S; s++) {
+        const double mean = (per_frame[0][s] + per_frame[1][s] + per_frame[2][s]) / 3;
+        const double least = fmin(per_frame[0][s], fmin(per_frame[1][s], per_frame[2][s]));
+        worst = fmax(worst, fabs(got[0][s] - per_frame[2][s]) + fabs(got[1][s] - mean) + fabs(got[2][s] - least));
+    }
+    // The same float computations in the same order (one batch either way): equal up to the summation order of the
+    // mean, i.e. rounding of a few 1e-16.
+    TEST_CHECK("ac_plan_energy_modes", worst < 1e-12 && per_frame[0][0] != per_frame[2][0],
+               "modes off their per-frame values by %.3g", worst);
+    ac_free(m);
+    backend_destroy(be);
+}
+
 int main(void) {
+    test_plan_energy_modes();
     test_gradients();
     test_causality_and_actions();
     TEST_EXIT();

@@ -3,7 +3,8 @@
 # CPU ranks through mpirun, configs/tiny.yaml at batch 4.
 # (a) outer consensus with plain SGD, local_steps 1, outer lr 1, no momentum, 2 sites of 1 rank = allreduce on 2 ranks;
 # (b) local_steps 3 differs from allreduce and sends 3x fewer bytes; elastic runs and differs too;
-# (d) bad keys exit 2 with a message.
+# (c) resume mid-round is exact; dist.overlap_exchange (differs, exact resume with an exchange in flight);
+# per-site stores and the per-rank read logs checked against each site's own file; (d) bad keys exit 2.
 source "$(dirname "$0")/lib.sh"
 require_mpirun test_consensus
 mpi="$mpi -np 2"
@@ -128,6 +129,44 @@ found=$?
 check "consensus refuses to resume an allreduce checkpoint (rc $rc)" "$(tail -2 "$tmp/ar.out")" \
       test $found -eq 0 -a $rc -eq 2
 
+# dist.overlap_exchange (one-step-stale consensus): the exchange started after step 3's update is applied after
+# step 4's, keeping step 4's progress on top of the new global parameters; the last step's exchange completes at
+# once. outer: differs from the non-overlapped run (step 4's gradient is taken at the stale parameters), sends the
+# same bytes; a resume from the checkpoint of step 3, taken with the exchange in flight, restarts it from the same
+# values and equals the uninterrupted run bit for bit (the run folder copied, the later checkpoints removed).
+# elastic: the pull on a site is local and applied at once, only the consensus copy waits, and nothing reads it
+# before the next exchange: bitwise the non-overlapped run.
+ovl=("${outer[@]}" dist.outer_momentum=0.9 dist.outer_lr=0.7 dist.local_steps=3 dist.overlap_exchange=true)
+train ovl "${ovl[@]}"
+# bound: 14x the fp32 rounding of (a) (7e-6), measured 1.3e-2
+out=$(compare "$tmp/runs/uouter" "$tmp/runs/ovl" step_000006 -gt 1e-4 2>&1)
+rc=$?
+ratio=$(bytes_ratio "$tmp/runs/uouter" "$tmp/runs/ovl" 2>&1)
+check "consensus overlap_exchange (outer) differs from the non-overlapped run, same bytes ($out)" \
+      "$out; ratio $ratio; $(tail -3 "$tmp/ovl.out")" test $rc -eq 0 -a "$ratio" = 1.0
+rm -rf "$tmp/runs/rovl"
+cp -r "$tmp/runs/ovl" "$tmp/runs/rovl"
+rm -rf "$tmp/runs/rovl/checkpoints/step_00000"[456]
+magic=$(head -c 8 "$tmp/runs/rovl/checkpoints/step_000003/consensus.bin")
+train rovl "${ovl[@]}" meta.resume=auto
+grep -q "step_000003" "$tmp/rovl.out"
+resumed=$?
+out=$(compare "$tmp/runs/ovl" "$tmp/runs/rovl" step_000006 -le 0 2>&1)
+rc=$?
+cmp -s "$tmp/runs/ovl/checkpoints/step_000006/consensus.bin" "$tmp/runs/rovl/checkpoints/step_000006/consensus.bin"
+same=$?
+check "consensus overlap_exchange: resume at step 3 with the exchange in flight ($magic) = uninterrupted, bitwise ($out)" \
+      "resumed: $resumed, consensus.bin differs: $same; $out; $(tail -3 "$tmp/rovl.out")" \
+      test $rc -eq 0 -a $resumed -eq 0 -a $same -eq 0 -a "$magic" = JAEPACNP
+train eovl dist.sync=consensus dist.sites=2 dist.consensus=elastic dist.rho=0.25 dist.local_steps=3 \
+      dist.overlap_exchange=true
+out=$(compare "$tmp/runs/uelastic" "$tmp/runs/eovl" step_000006 -le 0 2>&1)
+rc=$?
+cmp -s "$tmp/runs/uelastic/checkpoints/step_000006/consensus.bin" "$tmp/runs/eovl/checkpoints/step_000006/consensus.bin"
+same=$?
+check "consensus overlap_exchange (elastic) = the non-overlapped run, bitwise ($out)" \
+      "consensus.bin differs: $same; $out; $(tail -3 "$tmp/eovl.out")" test $rc -eq 0 -a $same -eq 0
+
 # Per-site stores (data.site_paths): each site reads only its own store, at site-local positions. Two sites whose
 # stores hold the same clips, outer lr 1 and no momentum: every exchange sets the global copy to the (equal) sites'
 # parameters, so the run is one process on that store (same tolerance and reasoning as (a); measured 8e-8).
@@ -146,6 +185,64 @@ train sab "${outer[@]}" dist.local_steps=2 "data.site_paths=[$tmp/a.h5,$tmp/b.h5
 out=$(compare "$tmp/runs/one" "$tmp/runs/sab" step_000006 -gt 1e-3 2>&1)
 rc=$?
 check "consensus data.site_paths: site 1 reads its own store ($out)" "$out; $(tail -3 "$tmp/sab.out")" test $rc -eq 0
+
+# Read logs: every rank writes RUN/reads_rank<R>.jsonl (the store it opened, each sample's clip, frames and the
+# FNV-1a 64 of its stored bytes). check_reads recomputes every hash from the rank's OWN site's file (site = rank /
+# ranks per site, from the command line, not from the log) and from the other site's file: all must match the own,
+# none the other, and the ranks of a site must read disjoint positions. With the stores given the other way round
+# it must fail (the check can fail).
+check_reads() {  # run site_store...
+    /usr/bin/python3 - "$@" << 'PY'
+import json, os, sys
+import h5py
+import numpy as np
+run, stores = sys.argv[1], sys.argv[2:]
+logs = sorted(f for f in os.listdir(run) if f.startswith("reads_rank"))
+clips = [h5py.File(p, "r")["clips"] for p in stores]
+def fnv(arrays):  # 64-bit FNV-1a of each uint8 array (equal lengths), vectorised across arrays
+    data = np.stack([a.reshape(-1) for a in arrays]).astype(np.uint64)
+    h = np.full(len(arrays), 0xcbf29ce484222325, dtype=np.uint64)
+    prime = np.uint64(0x100000001b3)
+    with np.errstate(over="ignore"):
+        for j in range(data.shape[1]):
+            h = (h ^ data[:, j]) * prime
+    return [f"{x:016x}" for x in h]
+errors, total, firsts = [], 0, {}
+for name in logs:
+    lines = [json.loads(l) for l in open(os.path.join(run, name))]
+    head, batches = lines[0], lines[1:]
+    r, site = head["rank"], head["site"]
+    if [os.path.realpath(p) for p in head["stores"]] != [os.path.realpath(stores[site])]:
+        errors.append(f"rank {r} opened {head['stores']}, not its site's {stores[site]}")
+    samples = [s for b in batches for s in b["samples"]]
+    firsts.setdefault(site, []).append({b["first"] for b in batches})
+    own = fnv([clips[site][c][fr] for _, c, fr, _ in samples])
+    other = fnv([clips[1 - site][c][fr] for _, c, fr, _ in samples])
+    logged = [s[3] for s in samples]
+    bad = sum(a != b for a, b in zip(own, logged))
+    same_other = sum(a == b for a, b in zip(other, logged))
+    if bad: errors.append(f"rank {r}: {bad} of {len(samples)} hashes differ from its own site's file")
+    if same_other: errors.append(f"rank {r}: {same_other} of {len(samples)} hashes equal the other site's file")
+    total += len(samples)
+for site, sets in firsts.items():
+    if len(sets) > 1 and set.intersection(*sets):
+        errors.append(f"site {site}: its ranks read the same positions {sorted(set.intersection(*sets))}")
+print(f"{len(logs)} ranks, {total} samples; " + ("; ".join(errors) if errors else "every hash matches its own site's file only"))
+sys.exit(1 if errors or not total else 0)
+PY
+}
+out=$(check_reads "$tmp/runs/sab" "$tmp/a.h5" "$tmp/b.h5" 2>&1)
+rc=$?
+check "consensus read logs: 2 sites x 1 rank read only their own site's bytes ($out)" "$out" test $rc -eq 0
+$mpi4 $jepa train configs/tiny.yaml "${common[@]}" logging.write_tag=sab4 "${outer[@]}" dist.local_steps=2 \
+    optimization.max_steps=3 "data.site_paths=[$tmp/a.h5,$tmp/b.h5]" data.read_threads=1 > "$tmp/sab4.out" 2>&1
+out=$(check_reads "$tmp/runs/sab4" "$tmp/a.h5" "$tmp/b.h5" 2>&1)
+rc=$?
+check "consensus read logs: 2 sites x 2 ranks read only their own site's bytes, disjoint within a site ($out)" \
+      "$out; $(tail -3 "$tmp/sab4.out")" test $rc -eq 0
+out=$(check_reads "$tmp/runs/sab4" "$tmp/b.h5" "$tmp/a.h5" 2>&1)
+rc=$?
+check "consensus read logs: the check fails against the other site's files" "$out" test $rc -eq 1
 
 # (d) Refusals: exit 2 naming the key.
 bad() {  # name, expected message, launcher words..., "--", overrides

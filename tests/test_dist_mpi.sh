@@ -82,6 +82,10 @@ train h2 $mpi -np 2 -- optimization.accum_steps=1 "data.datasets=[$tmp/shard.h5]
 out=$(compare "$tmp/runs/h1" "$tmp/runs/h2" step_000005 2>&1); ok=$?
 check "dist 2 ranks' shards of an HDF5 store over 2.5 epochs = 1 rank x 2 micro-batches ($out)" \
     "$out; $(tail -3 "$tmp/h2.out")" test $ok -eq 0
+# Rank 0's read-ahead follows its shard across the steps (loader_set_pattern): started once, not once per step.
+grep -q "data: the read-ahead started 1 time$" "$tmp/runs/h2/train.log"; ok=$?
+check "dist 2 ranks: rank 0's HDF5 read-ahead started once in 5 steps" "$(grep 'read-ahead' "$tmp/runs/h2/train.log")" \
+    test $ok -eq 0
 grep -q "global batch: 4 per rank x 1 micro-batches x 3 ranks" "$tmp/m3.out"; ok=$?
 check "dist global batch logged" "$(grep 'run folder' "$tmp/m3.out")" test $ok -eq 0
 

@@ -37,6 +37,17 @@ $jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/nowhere ac.encoder_checkpo
 rc=$?
 check plan_missing_checkpoint_exit_2 "exit $rc: $(cat $tmp/bad.log)" test $rc = 2
 
+# --select runs the named episodes, in that order; the same episode gives the same line as in a plain run.
+$jepa plan configs/ac_tworooms.yaml --no-model --select 3,1 --per-episode --only 'true dynamics' > $tmp/sel.log 2>&1
+$jepa plan configs/ac_tworooms.yaml --no-model --episodes 4 --per-episode --only 'true dynamics' > $tmp/all.log 2>&1
+order=$(grep -o 'episode *[0-9]*:' $tmp/sel.log | tr -d ' ' | tr '\n' ' ')
+check plan_select_episodes "got '$order'" test "$order" = "episode3: episode1: "
+check plan_select_same_outcome "$(grep 'episode   3' $tmp/sel.log $tmp/all.log)" \
+    test "$(grep 'episode   3' $tmp/sel.log)" = "$(grep 'episode   3' $tmp/all.log)"
+$jepa plan configs/ac_tworooms.yaml --no-model --select 2,,x > $tmp/bad_sel.log 2>&1
+rc=$?
+check plan_bad_select_exit_2 "exit $rc: $(cat $tmp/bad_sel.log)" test $rc = 2
+
 if [ "$long" != 1 ]; then
     skip ac_plans_better_than_random "JEPA_TEST_LONG=1 runs the few-minute training that checks it"
     exit 0

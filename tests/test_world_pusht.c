@@ -86,7 +86,55 @@ static void test_render_and_success(void) {
     free(rgb);
 }
 
+// What the planners rely on: the pusher's PD law alone is exactly where the simulation takes the (kinematic) pusher;
+// a restored copy of a running episode steps like the episode; planning episodes never start solved.
+static void test_planning_support(void) {
+    PushtState s = {100, 100, 300, 300, 0.5};
+    PushtSim *sim = pusht_create(&s);
+    pusht_get_state(sim, &s);
+    double p[2] = {s.agent_x, s.agent_y}, v[2] = {0, 0}, worst = 0;
+    const double targets[4][2] = {{200, 150}, {320, 280}, {-50, 600}, {250, 250}};  // one off the table (clipped)
+    for (int k = 0; k < 12; k++) {  // the third and fourth targets push through the block: contacts do not matter
+        pusht_step(sim, targets[k % 4]);
+        pusht_agent_step(p, v, targets[k % 4]);
+        pusht_get_state(sim, &s);
+        worst = fmax(worst, hypot(p[0] - s.agent_x, p[1] - s.agent_y));
+    }
+    // The same operations in the same order in double precision: equal up to rounding (1e-9 units of 512).
+    TEST_CHECK("pusht_agent_step_matches_sim", worst < 1e-9, "pusher off by %.3g units", worst);
+    // A copy restored from (state, pusher velocity) mid-push, both stepped with the same targets.
+    double vel[2];
+    pusht_get_agent_velocity(sim, vel);
+    PushtSim *copy = pusht_restore(&s, vel);
+    PushtState a, b;
+    for (int k = 0; k < 5; k++) {
+        const double t[2] = {260 + 10 * k, 260};
+        pusht_step(sim, t);
+        pusht_step(copy, t);
+    }
+    pusht_get_state(sim, &a);
+    pusht_get_state(copy, &b);
+    // Chipmunk warm-starts contacts from cached impulses the copy lacks: a small difference is expected, 1 unit and
+    // 0.02 rad are far below the success thresholds (20 units, pi/9) the planner works to.
+    const double dpos = hypot(a.block_x - b.block_x, a.block_y - b.block_y), dang = fabs(a.block_angle - b.block_angle);
+    TEST_CHECK("pusht_restore_steps_like_episode", dpos < 1 && dang < 0.02 && a.agent_x == b.agent_x,
+               "block off by %.3g units, %.3g rad; pusher %.6g vs %.6g", dpos, dang, a.agent_x, b.agent_x);
+    pusht_free(sim);
+    pusht_free(copy);
+    int solved = 0, differ = 0;
+    for (int e = 0; e < 500; e++) {
+        PushtState st, again;
+        pusht_plan_episode(0, e, &st);
+        pusht_plan_episode(0, e, &again);
+        solved += pusht_success(&st, &PUSHT_GOAL);
+        differ += memcmp(&st, &again, sizeof st) != 0;
+    }
+    TEST_CHECK("pusht_plan_episodes_start_unsolved", solved == 0 && differ == 0, "%d of 500 start solved, %d differ",
+               solved, differ);
+}
+
 int main(void) {
+    test_planning_support();
     test_determinism();
     test_dynamics();
     test_render_and_success();
