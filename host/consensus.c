@@ -74,7 +74,7 @@ static float wire(const Consensus *c, double x) {
 }
 
 // An exchange is begin (this site's part: what it sends, and for elastic its own pull), the sum over sites of send[]
-// (one world all-reduce; each site's ranks hold the same values, so the world's sum / site ranks), then end (the
+// (an all-reduce among the sites' first ranks, then a broadcast within each site: dist_sites_sum_start), then end (the
 // global update, and for outer the new site parameters). Without overlap the sum is waited for at once; with
 // dist.overlap_exchange it runs during the next inner step and end takes that step's progress along.
 
@@ -92,7 +92,7 @@ static void exchange_begin(Consensus *c) {
 }
 
 static void sum_start(Consensus *c) {
-    c->pending = dist_allreduce_host_start(c->send, c->n, DIST_FLOAT, DIST_SUM, "the consensus parameter exchange");
+    c->pending = dist_sites_sum_start(c->send, c->n, DIST_FLOAT, "the consensus parameter exchange");
 }
 
 // now: the site's parameters when the exchange completes (without overlap: c->local itself).
@@ -103,8 +103,6 @@ static void sum_start(Consensus *c) {
 static void exchange_end(Consensus *c, const double *now) {
     dist_allreduce_host_wait(c->pending, "the consensus parameter exchange");
     c->pending = NULL;
-    const float per_site = 1.0f / (float)dist_site_ranks();
-    for (size_t i = 0; i < c->n; i++) c->send[i] *= per_site;
     if (c->elastic) {
         const double rho = c->cfg->dist.rho;
         for (size_t i = 0; i < c->n; i++) c->global[i] = (float)(c->global[i] + rho * c->send[i]);

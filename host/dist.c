@@ -129,6 +129,7 @@ static struct {
 #ifdef JEPA_HAVE_MPI
     MPI_Comm ctl;  // the watchdog's control messages (pings), apart from the collectives
     MPI_Comm grad;  // the gradient all-reduce: the world, or this rank's site (dist_split_sites)
+    MPI_Comm leaders;  // the sites' first ranks (dist_split_sites); MPI_COMM_NULL on the others and before
 #endif
     int site_ranks;  // ranks averaging gradients together (the world, or a site's)
 #ifdef DIST_NCCL
@@ -604,6 +605,10 @@ struct DistPending {
     MPI_Request req;
 #endif
     int in_flight;
+    void *buf;     // dist_sites_sum_start: the buffer its leader's result is broadcast into within the site
+    size_t n;
+    DistType t;
+    int broadcast;
 };
 
 DistPending *dist_allreduce_host_start(void *buf, size_t n, DistType t, DistOp op, const char *what) {
@@ -620,10 +625,30 @@ DistPending *dist_allreduce_host_start(void *buf, size_t n, DistType t, DistOp o
     return p;
 }
 
+DistPending *dist_sites_sum_start(void *buf, size_t n, DistType t, const char *what) {
+#ifdef JEPA_HAVE_MPI
+    if (D.active && D.mpi_up && D.site_ranks < D.launch.world) {  // split into sites
+        DistPending *p = xcalloc(1, sizeof *p);
+        *p = (DistPending){.buf = buf, .n = n, .t = t, .broadcast = D.site_ranks > 1};
+        if (D.leaders != MPI_COMM_NULL && n > 0) {
+            MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), MPI_SUM, D.leaders, &p->req));
+            p->in_flight = 1;
+        }
+        return p;
+    }
+#endif
+    return dist_allreduce_host_start(buf, n, t, DIST_SUM, what);  // one site per rank, or one process
+}
+
 void dist_allreduce_host_wait(DistPending *p, const char *what) {
     if (!p) return;
 #ifdef JEPA_HAVE_MPI
     if (p->in_flight) wait_mpi(&p->req, what);
+    if (p->broadcast && p->n > 0) {  // the site's leader hands the sum to its site's other ranks
+        MPI_Request req;
+        MPI_CHECK(MPI_Ibcast(p->buf, (int)p->n, mpi_type(p->t), 0, D.grad, &req));
+        wait_mpi(&req, what);
+    }
 #endif
     (void)what;
     free(p);
@@ -940,6 +965,9 @@ void dist_split_sites(int sites) {
 #ifdef JEPA_HAVE_MPI
     D.site_ranks = D.launch.world / sites;
     MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, D.launch.rank / D.site_ranks, D.launch.rank, &D.grad));
+    // the exchange between sites: one rank per site (its first, rank 0 of D.grad) sends and receives
+    const int leader = D.launch.rank % D.site_ranks == 0;
+    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, leader ? 0 : MPI_UNDEFINED, D.launch.rank, &D.leaders));
 #endif
 }
 int dist_site_ranks(void) { return D.site_ranks; }

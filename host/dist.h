@@ -64,6 +64,10 @@ void dist_barrier(const char *what);
 typedef struct DistPending DistPending;
 DistPending *dist_allreduce_host_start(void *buf, size_t n, DistType t, DistOp op, const char *what);
 void dist_allreduce_host_wait(DistPending *p, const char *what);  // frees p; NULL: no-op
+// The sum over sites (dist_split_sites) of a value the ranks of each site hold alike: only the sites' first ranks
+// exchange it (a communicator across site leaders: one copy per site on the wire), and the wait broadcasts the
+// result within each site. Without sites: the world's sum.
+DistPending *dist_sites_sum_start(void *buf, size_t n, DistType t, const char *what);
 // Waits, under the watchdog, for everything queued on the backend so far (the NCCL path; a no-op on the CPU).
 void dist_sync(const char *what);
 
