@@ -24,18 +24,11 @@ train() {  # tag, then overrides
 # step 1 to step N, and the total exchange_bytes of each run; exits 1 when the relative difference exceeds the bound
 # (or, bound "-gt X", when it does not exceed X).
 compare() {  # run_a run_b step_N op bound
-    /usr/bin/python3 - "$@" << 'PY'
+    PYTHONPATH="$(dirname "$0")" /usr/bin/python3 - "$@" << 'PY'
 import json, struct, sys
 import numpy as np
 a, b, ck, op, bound = sys.argv[1:6]
-def params(run, ck):
-    raw = open(f"{run}/checkpoints/{ck}/model.safetensors", "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]; head = json.loads(raw[8:8 + n])
-    parts = []
-    for k in sorted(x for x in head if x != "__metadata__"):
-        s, e = head[k]["data_offsets"]
-        parts.append(np.frombuffer(raw[8 + n + s:8 + n + e], dtype=np.float32))
-    return np.concatenate(parts).astype(np.float64)
+from flat_params import flat_params as params
 def sent(run): return sum(json.loads(l)["exchange_bytes"] for l in open(run + "/metrics.jsonl"))
 pa, pb, p1 = params(a, ck), params(b, ck), params(a, "step_000001")
 rel = np.linalg.norm(pa - pb) / np.linalg.norm(pa - p1)

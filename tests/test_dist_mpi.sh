@@ -30,20 +30,14 @@ train() {  # tag, then launcher words (or none) before "--", then overrides
 # size. Measured over 5 steps: metrics 4e-8, parameters 4e-9 (2026-11-23). The bounds are 250x above that and far
 # below what a wrong sample, mask or gradient scale gives (1e-3 in the loss at step 1).
 compare() {  # run_a run_b step_dir [bitwise]
-    /usr/bin/python3 - "$@" << 'EOF'
+    PYTHONPATH="$(dirname "$0")" /usr/bin/python3 - "$@" << 'EOF'
 import json, struct, sys
 import numpy as np
 a, b, ck = sys.argv[1:4]
 bitwise = len(sys.argv) > 4
 def metrics(run): return [json.loads(l) for l in open(run + "/metrics.jsonl")]
-def params(run):
-    raw = open(f"{run}/checkpoints/{ck}/model.safetensors", "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]; head = json.loads(raw[8:8 + n])
-    parts = []
-    for k in sorted(x for x in head if x != "__metadata__"):
-        s, e = head[k]["data_offsets"]
-        parts.append(np.frombuffer(raw[8 + n + s:8 + n + e], dtype=np.float32))
-    return np.concatenate(parts).astype(np.float64)
+from flat_params import flat_params
+def params(run): return flat_params(run, ck)
 ma, mb = metrics(a), metrics(b)
 keys = ("loss", "target_std", "grad_norm_encoder", "grad_norm_predictor")
 worst = max(abs(x[k] - y[k]) / abs(x[k]) for x, y in zip(ma, mb) for k in keys)
