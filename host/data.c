@@ -158,6 +158,10 @@ void data_close(DataSource *ds) {
     if (ds) ds->ops->close(ds);
 }
 
+void data_hash_reads(DataSource *ds) {
+    if (ds->loader) loader_hash_reads(ds->loader);
+}
+
 const SampleRead *data_batch_reads(const DataSource *ds) { return ds->loader ? loader_batch_reads(ds->loader) : NULL; }
 
 const char *data_store_path(const DataSource *ds, int d) { return loader_store_path(ds->loader, d); }

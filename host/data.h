@@ -26,8 +26,10 @@ void data_set_read_pattern(DataSource *ds, int64_t phase, int64_t run, int64_t p
 // Times the store read-ahead was (re)started (loader_restarts); 0 for the synthetic source.
 long data_read_restarts(const DataSource *ds);
 void data_close(DataSource *ds);
-// The reads of the batch data_get_clips filled last (HDF5 stores: plan and byte hash of each sample, loader.h);
-// NULL for the synthetic source. data_store_path: the path data.datasets entry d was opened as.
+// The reads of the batch data_get_clips filled last (HDF5 stores: plan and byte hash of each sample, loader.h),
+// once data_hash_reads was called before the first batch; NULL otherwise and for the synthetic source.
+// data_store_path: the path data.datasets entry d was opened as.
+void data_hash_reads(DataSource *ds);
 const SampleRead *data_batch_reads(const DataSource *ds);
 const char *data_store_path(const DataSource *ds, int d);
 // Floats in one clip: T * H * W * 3.

@@ -104,11 +104,13 @@ void loader_set_pattern(Loader *l, int64_t phase, int64_t run, int64_t period);
 long loader_restarts(const Loader *l);
 // What each sample of the batch loader_batch returned last read (valid as long as that batch): its plan and the
 // 64-bit FNV-1a hash of its num_frames listed frames' stored bytes (uint8 H x W x 3 each, in order) — the per-rank
-// read log of the trainer (RUN/reads_rank<R>.jsonl, docs/consensus.md). NULL before the first batch.
+// read log of the trainer (RUN/reads_rank<R>.jsonl, docs/consensus.md). NULL before the first batch, and unless
+// loader_hash_reads was called before it (the hash costs a pass over every byte read).
 typedef struct {
     SamplePlan plan;
     uint64_t fnv1a;
 } SampleRead;
+void loader_hash_reads(Loader *l);
 const SampleRead *loader_batch_reads(const Loader *l);
 const char *loader_store_path(const Loader *l, int store);  // the path it opened for data.datasets entry `store`
 const SampleSpace *loader_space(const Loader *l);

@@ -233,24 +233,27 @@ static int watch_numerics(RunFolder *rf, Trainer *tr, StepRecord *r, NumericsWat
 // RUN/reads_rank<R>.jsonl: a header {"rank", "world", "site", "stores": [the paths this rank opened]}, then one
 // line per staged batch {"first": position, "samples": [[store, clip, [frames], "FNV-1a 64 hex"], ...]}: the hash
 // of each sample's stored bytes (loader.h SampleRead), so a test can recompute it from the site's own file.
-// Collective (rank 0's run folder path goes to every rank); stores only (the synthetic source reads no bytes).
+// Written with data.site_paths only, where it shows that a rank read nothing but its own site's store (the hashes
+// cost a pass over every byte read). Collective (rank 0's run folder path goes to every rank; site_data is the same
+// on every rank).
 static void open_read_log(Trainer *tr, const RunFolder *rf) {
+    if (!tr->site_data) return;
     int path[1024] = {0};  // [1024] rank 0's run folder as ints, the others zero: the sum broadcasts it
     for (int i = 0; dist_rank() == 0 && i < 1023 && rf->path[i]; i++) path[i] = (unsigned char)rf->path[i];
     if (dist_active()) dist_allreduce_host(path, 1024, DIST_INT, DIST_SUM, "the run folder for the read logs");
-    if (!tr->cfg->data.datasets.count && !tr->site_data) return;
+    data_hash_reads(tr->data);
     char file[1200];
     int n = 0;
     for (int i = 0; path[i] && n < 1023; i++) n += snprintf(file + n, sizeof file - (size_t)n, "%c", (char)path[i]);
     snprintf(file + n, sizeof file - (size_t)n, "/reads_rank%d.jsonl", dist_rank());
     tr->reads_log = fopen(file, "a");  // a resumed run appends
     if (!tr->reads_log) die_input("%s: cannot write the read log: %s", file, strerror(errno));
-    const int sites = tr->cfg->dist.sites, stores = tr->site_data ? 1 : tr->cfg->data.datasets.count;
+    const int sites = tr->cfg->dist.sites;
     json_object *o = json_object_new_object(), *a = json_object_new_array();
     json_object_object_add(o, "rank", json_object_new_int(dist_rank()));
     json_object_object_add(o, "world", json_object_new_int(dist_world()));
     json_object_object_add(o, "site", json_object_new_int(dist_rank() / (dist_world() / sites)));
-    for (int d = 0; d < stores; d++) json_object_array_add(a, json_object_new_string(data_store_path(tr->data, d)));
+    json_object_array_add(a, json_object_new_string(data_store_path(tr->data, 0)));  // the site's one store
     json_object_object_add(o, "stores", a);
     fprintf(tr->reads_log, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                                    JSON_C_TO_STRING_NOSLASHESCAPE));

@@ -80,6 +80,9 @@ check "dist 2 ranks' shards of an HDF5 store over 2.5 epochs = 1 rank x 2 micro-
 grep -q "data: the read-ahead started 1 time$" "$tmp/runs/h2/train.log"; ok=$?
 check "dist 2 ranks: rank 0's HDF5 read-ahead started once in 5 steps" "$(grep 'read-ahead' "$tmp/runs/h2/train.log")" \
     test $ok -eq 0
+# The read log (hashes of every byte read) is written with data.site_paths only (docs/consensus.md).
+check "dist 2 ranks on data.datasets: no read log" "$(ls "$tmp"/runs/h2/reads_rank* 2>&1)" \
+    bash -c '! ls "$0"/runs/h2/reads_rank* > /dev/null 2>&1' "$tmp"
 grep -q "global batch: 4 per rank x 1 micro-batches x 3 ranks" "$tmp/m3.out"; ok=$?
 check "dist global batch logged" "$(grep 'run folder' "$tmp/m3.out")" test $ok -eq 0
 
