@@ -202,7 +202,8 @@ void consensus_restore(Consensus *c, const void *blob, size_t bytes, const char 
     if (dist_rank() == 0 && blob && bytes >= sizeof(int64_t) * CONSENSUS_HEADER) {
         int64_t h[CONSENSUS_HEADER];
         memcpy(h, blob, sizeof h);
-        head[0] = h[0] == CONSENSUS_MAGIC ? 1 : h[0] == CONSENSUS_MAGIC_PENDING ? 2 : 0, head[1] = (double)h[1], head[2] = (double)h[2], head[3] = (double)h[3];
+        head[0] = h[0] == CONSENSUS_MAGIC ? 1 : h[0] == CONSENSUS_MAGIC_PENDING ? 2 : 0;  // 2: an exchange in flight
+        head[1] = (double)h[1], head[2] = (double)h[2], head[3] = (double)h[3];
         if (bytes != sizeof h + ((size_t)h[1] * 2 + (size_t)(h[3] - 1) * (3 * (size_t)h[1] + (size_t)h[2])) * 4)
             head[0] = 0;
     }

@@ -365,16 +365,25 @@ typedef struct {
     const char *config, *checkpoint, *strip;
     const char *only;  // run one planner: random, true, latent, model
     int episodes, no_model, with_latent, per_episode, n_overrides;
-    const char *select;  // --select: comma-separated episode indices instead of 0..episodes-1
+    int *picked, n_picked;  // [n_picked] --select's episode indices; NULL: 0..episodes-1
     char **overrides;
 } PlanOptions;
 
 // The i-th episode to run: i, or the i-th entry of --select.
-static int episode_index(const PlanOptions *o, int i) {
-    if (!o->select) return i;
-    const char *p = o->select;
-    for (int k = 0; k < i; k++) p = strchr(p, ',') + 1;
-    return atoi(p);
+static int episode_index(const PlanOptions *o, int i) { return o->picked ? o->picked[i] : i; }
+
+// --select I,J,...: non-negative integers separated by commas.
+static void parse_select(const char *text, PlanOptions *o) {
+    o->picked = xcalloc(strlen(text) / 2 + 1, sizeof(int));  // at most one index per two characters
+    for (const char *p = text;; p++) {
+        char *end;
+        const long e = strtol(p, &end, 10);
+        if (end == p || *p == '-' || *p == '+' || e > 1000000000 || (*end && *end != ','))
+            die_input("plan: --select '%s': expected episode indices like 2,8,13", text);
+        o->picked[o->n_picked++] = (int)e;
+        if (!*end) return;
+        p = end;
+    }
 }
 
 static void parse_plan(int argc, char **argv, PlanOptions *o) {
@@ -386,7 +395,7 @@ static void parse_plan(int argc, char **argv, PlanOptions *o) {
         if (!strcmp(a, "--checkpoint") && has_value) o->checkpoint = argv[++i];
         else if (!strcmp(a, "--strip") && has_value) o->strip = argv[++i];
         else if (!strcmp(a, "--only") && has_value) o->only = argv[++i];
-        else if (!strcmp(a, "--select") && has_value) o->select = argv[++i];
+        else if (!strcmp(a, "--select") && has_value) parse_select(argv[++i], o);
         else if (!strcmp(a, "--episodes") && has_value) {
             char *end;
             o->episodes = (int)strtol(argv[++i], &end, 10);
@@ -399,14 +408,7 @@ static void parse_plan(int argc, char **argv, PlanOptions *o) {
         else if (!o->config) o->config = a;
         else die_input("plan: a second config '%s' after '%s'; overrides look like key=value", a, o->config);
     }
-    if (o->select) {  // digits and commas, no empty entry: then episode_index can walk it blindly
-        o->episodes = 1;
-        for (const char *p = o->select; *p; p++) {
-            if (*p == ',' && p[1] && p[1] != ',') o->episodes++;
-            else if (!(*p >= '0' && *p <= '9') || (*p == ',' && (!p[1] || p[1] == ',')) || *o->select == ',')
-                die_input("plan: --select '%s': expected episode indices like 2,8,13", o->select);
-        }
-    }
+    if (o->picked) o->episodes = o->n_picked;  // --select decides, whatever --episodes said
     if (!o->config) die_input("plan: no config given ---> HINT: jepa plan configs/ac_tworooms.yaml --checkpoint RUN");
     if (!o->checkpoint && !o->no_model) die_input("plan: --checkpoint RUN is required (or --no-model)");
 }
@@ -482,6 +484,7 @@ int plan_command(int argc, char **argv) {
     free(goal);
     free(strip);
     free(o.overrides);
+    free(o.picked);
     ac_free(model);
     backend_destroy(be);
     return JEPA_EXIT_OK;
