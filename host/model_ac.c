@@ -351,6 +351,12 @@ void ac_load(AcModel *m, const char *path) {
     StFile f;
     ErrorText err;
     if (st_open(path, &f, &err) != 0) die_input("%s", err.text);
+    // More tensors than this model has: trained with other ac.* keys (say ac.state_token true against false), whose
+    // weights would otherwise be dropped without a word.
+    if (f.count != t->count)
+        die_input("%s: %d tensors, but these ac.* keys make a predictor of %d ---> HINT: the ac.* keys (ac.state_token, "
+                  "ac.pred_depth, ...) must be the ones the predictor was trained with (its RUN/config.yaml)",
+                  path, f.count, t->count);
     double *all = xmalloc(t->total * sizeof(double));
     float *buf = xmalloc(t->total * sizeof(float));
     for (int i = 0; i < t->count; i++) {

@@ -13,6 +13,10 @@
 #include "world_pusht.h"
 #include "world_tworooms.h"
 
+enum { ENERGY_MAP_ZOOM = 4 };  // pixels of the map per arena pixel
+// The rng_stream step of --fidelity's draws: far above any episode step, so never an MPC plan's draws.
+static const uint64_t PLAN_FIDELITY_STEP = 1u << 30;
+
 // ---------------------------------------------------------------------------------------------------- CEM
 
 typedef struct {
@@ -200,6 +204,17 @@ static void shift_plan(double *mean, int H, int A, int n, const double *hold) {
     for (int k = 0; k < H * A; k++) mean[k] = k + n * A < H * A ? mean[k + n * A] : hold[k % A];
 }
 
+// Sets the model up to plan from the episode's state: encodes its frame (into now_rgb) and the goal frame.
+static void episode_model_begin(Episode *ep, const MpcConfig *c, AcModel *model, const uint8_t *goal_rgb,
+                                uint8_t *now_rgb) {
+    episode_render(ep, 0, now_rgb);
+    const double state[2] = {ep->world == PLAN_WORLD_TWOROOMS ? ep->tr.x : ep->pt.agent_x,
+                             ep->world == PLAN_WORLD_TWOROOMS ? ep->tr.y : ep->pt.agent_y};
+    ac_plan_begin(model, now_rgb, state, goal_rgb, c->cem.horizon);
+    for (int k = 0; k < 2; k++) model->plan_velocity[k] = ep->world == PLAN_WORLD_PUSHT ? ep->pt_velocity[k] : 0;
+    ep->model = model;
+}
+
 // One plan from the episode's state into mean[H, A] (warm start in, plan out).
 static void episode_plan(Episode *ep, const MpcConfig *c, PlannerKind kind, AcModel *model, int t, int64_t episode,
                          const uint8_t *goal_rgb, uint8_t *now_rgb, double *mean) {
@@ -207,12 +222,7 @@ static void episode_plan(Episode *ep, const MpcConfig *c, PlannerKind kind, AcMo
         cem_plan(&c->cem, true_energy, ep, c->seed, (uint64_t)t, (uint64_t)episode, mean);
         return;
     }
-    episode_render(ep, 0, now_rgb);
-    const double state[2] = {ep->world == PLAN_WORLD_TWOROOMS ? ep->tr.x : ep->pt.agent_x,
-                             ep->world == PLAN_WORLD_TWOROOMS ? ep->tr.y : ep->pt.agent_y};
-    ac_plan_begin(model, now_rgb, state, goal_rgb, c->cem.horizon);
-    for (int k = 0; k < 2; k++) model->plan_velocity[k] = ep->world == PLAN_WORLD_PUSHT ? ep->pt_velocity[k] : 0;
-    ep->model = model;
+    episode_model_begin(ep, c, model, goal_rgb, now_rgb);
     if (kind == PLANNER_TRUE_LATENT)
         cem_plan(&c->cem, true_latent_energy, ep, c->seed, (uint64_t)t, (uint64_t)episode, mean);
     else cem_plan(&c->cem, model_energy, model, c->seed, (uint64_t)t, (uint64_t)episode, mean);
@@ -285,6 +295,156 @@ void plan_config_from(const Config *cfg, MpcConfig *out) {
     out->seed = (uint64_t)cfg->meta.seed;
 }
 
+// ---------------------------------------------------------------------------------------------------- energy map
+
+// Ranks of v[m] from 0, ties sharing their mean rank.
+static void average_ranks(const double *v, int m, Scored *order, double *rank) {
+    for (int k = 0; k < m; k++) order[k] = (Scored){v[k], k};
+    qsort(order, (size_t)m, sizeof(Scored), by_energy);
+    for (int lo = 0, hi; lo < m; lo = hi) {
+        for (hi = lo + 1; hi < m && order[hi].energy == order[lo].energy;) hi++;
+        for (int k = lo; k < hi; k++) rank[order[k].index] = 0.5 * (lo + hi - 1);
+    }
+}
+
+double plan_rank_correlation(const double *x, const double *y, int m) {
+    double *rx = xmalloc((size_t)m * sizeof(double)), *ry = xmalloc((size_t)m * sizeof(double));
+    Scored *order = xmalloc((size_t)m * sizeof(Scored));
+    average_ranks(x, m, order, rx);
+    average_ranks(y, m, order, ry);
+    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    for (int k = 0; k < m; k++) mx += rx[k] / m, my += ry[k] / m;
+    for (int k = 0; k < m; k++) {
+        sxy += (rx[k] - mx) * (ry[k] - my);
+        sxx += (rx[k] - mx) * (rx[k] - mx);
+        syy += (ry[k] - my) * (ry[k] - my);
+    }
+    free(rx), free(ry), free(order);
+    return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : 0;
+}
+
+// A ramp from dark blue (0) to yellow (1).
+static void ramp(double v, uint8_t *rgb) {
+    v = v < 0 ? 0 : v > 1 ? 1 : v;
+    rgb[0] = (uint8_t)(255 * v), rgb[1] = (uint8_t)(40 + 200 * v), rgb[2] = (uint8_t)(140 * (1 - v));
+}
+
+// Paints panel p of the map: value[cell] normalised over the free cells, walls grey, start and goal marked.
+static void map_panel(uint8_t *img, int p, const double *value, const double *range, const TwoRoomsState *start,
+                      const TwoRoomsState *goal) {
+    const int n = TWOROOMS.size, z = ENERGY_MAP_ZOOM, W = 2 * n * z + z;
+    for (int i = 0; i < n * z; i++)
+        for (int j = 0; j < n * z; j++) {
+            const int cell = (i / z) * n + j / z;
+            uint8_t *px = img + ((size_t)i * W + p * (n * z + z) + j) * 3;
+            if (value[cell] == HUGE_VAL) px[0] = px[1] = px[2] = 90;
+            else ramp((value[cell] - range[0]) / (range[1] - range[0]), px);
+            const double x = (j + 0.5) / z, y = (i + 0.5) / z;
+            if (hypot(x - goal->x, y - goal->y) < 1.5) px[0] = px[1] = px[2] = 255;
+            if (hypot(x - start->x, y - start->y) < 1.5) px[0] = 255, px[1] = px[2] = 0;
+        }
+}
+
+// The encoder's energy to the goal set by ac_plan_begin with the agent at each of cells[m] (pixel indices of the
+// arena, row-major): energy[m], encoding `batch` frames at a time.
+static void energies_at(AcModel *model, const int *cells, int m, int batch, double *energy) {
+    const int n = TWOROOMS.size;
+    const size_t fb = (size_t)n * n * 3, nd = (size_t)model->dims.tokens * model->dims.feat_dim;
+    uint8_t *rgb = xmalloc((size_t)batch * fb);
+    float *z = xmalloc((size_t)batch * nd * sizeof(float));
+    for (int first = 0; first < m; first += batch) {
+        const int B = m - first < batch ? m - first : batch;
+        for (int b = 0; b < B; b++) {
+            const TwoRoomsState s = {cells[first + b] % n + 0.5, cells[first + b] / n + 0.5};
+            tworooms_render(&s, rgb + (size_t)b * fb);
+        }
+        ac_encode(model, rgb, B, z);
+        for (int b = 0; b < B; b++) energy[first + b] = ac_goal_distance(model, z + (size_t)b * nd);
+    }
+    free(rgb);
+    free(z);
+}
+
+// Paints the map: the energy (left) and the geodesic distance (right) over the free cells, each normalised.
+static void write_map(const char *path, const int *cells, int m, const double *energy, const double *geo,
+                      const TwoRoomsState *start, const TwoRoomsState *goal) {
+    const int n = TWOROOMS.size, N = n * n, z = ENERGY_MAP_ZOOM, W = 2 * n * z + z;
+    double *grid = xmalloc((size_t)2 * N * sizeof(double)), range[2][2] = {{HUGE_VAL, -HUGE_VAL}, {0, -HUGE_VAL}};
+    for (int k = 0; k < 2 * N; k++) grid[k] = HUGE_VAL;
+    for (int i = 0; i < m; i++) {
+        grid[cells[i]] = energy[i], grid[N + cells[i]] = geo[i];
+        range[0][0] = fmin(range[0][0], energy[i]), range[0][1] = fmax(range[0][1], energy[i]);
+        range[1][1] = fmax(range[1][1], geo[i]);
+    }
+    uint8_t *img = xcalloc((size_t)n * z * W * 3, 1);
+    for (int p = 0; p < 2; p++) map_panel(img, p, grid + (size_t)p * N, range[p], start, goal);
+    raster_write_png(path, img, n * z, W);
+    free(grid);
+    free(img);
+}
+
+// `--energy-map FILE.png`: the frozen encoder's L1 energy to episode e's goal frame with the agent at every free
+// pixel centre, beside the geodesic (through the door) distance; prints how well the energy orders the arena.
+static void energy_map(AcModel *model, const MpcConfig *mc, int e, const char *path) {
+    const int n = TWOROOMS.size, N = n * n;
+    TwoRoomsState start, goal;
+    tworooms_episode(mc->seed, e, &start, &goal);
+    uint8_t *goal_rgb = xmalloc((size_t)N * 3), *start_rgb = xmalloc((size_t)N * 3);
+    tworooms_render(&goal, goal_rgb);
+    tworooms_render(&start, start_rgb);
+    const double st[2] = {start.x, start.y};
+    ac_plan_begin(model, start_rgb, st, goal_rgb, mc->cem.horizon);
+    double *geo_grid = xmalloc((size_t)N * sizeof(double));
+    tworooms_geodesic(&goal, geo_grid);
+    int *cells = xmalloc((size_t)N * sizeof(int)), m = 0;
+    for (int k = 0; k < N; k++)
+        if (tworooms_free(k % n + 0.5, k / n + 0.5)) cells[m++] = k;
+    double *at = xmalloc((size_t)3 * m * sizeof(double));  // [3, m]: energy, geodesic, straight-line distance
+    double *energy = at, *geo = at + m, *straight = at + 2 * m;
+    energies_at(model, cells, m, mc->cem.samples, energy);
+    int best = -1, below = 0, goal_room = 0;  // the start room's lowest point; the goal room's cells below it
+    for (int i = 0; i < m; i++) {
+        const double x = cells[i] % n + 0.5, y = cells[i] / n + 0.5;
+        geo[i] = geo_grid[cells[i]], straight[i] = hypot(x - goal.x, y - goal.y);
+        if (tworooms_room(x) == tworooms_room(start.x) && (best < 0 || energy[i] < energy[best])) best = i;
+    }
+    for (int i = 0; i < m; i++)
+        if (tworooms_room(cells[i] % n + 0.5) == tworooms_room(goal.x)) goal_room++, below += energy[i] < energy[best];
+    printf("energy map, episode %d: start (%.1f, %.1f), goal (%.1f, %.1f), %d free positions\n", e, start.x, start.y,
+           goal.x, goal.y, m);
+    printf("  rank correlation of the energy with the geodesic distance %.3f, with the straight-line distance %.3f\n",
+           plan_rank_correlation(energy, geo, m), plan_rank_correlation(energy, straight, m));
+    printf("  the start room's lowest energy %.4f at (%.1f, %.1f), %.1f px from the goal through the door; "
+           "%.1f%% of the goal's room is lower\n",
+           energy[best], cells[best] % n + 0.5, cells[best] / n + 0.5, geo[best], 100.0 * below / goal_room);
+    write_map(path, cells, m, energy, geo, &start, &goal);
+    printf("  map: %s (left the energy, right the geodesic distance; dark low; goal white, start red)\n", path);
+    free(goal_rgb), free(start_rgb), free(geo_grid), free(cells), free(at);
+}
+
+// `--fidelity`: how well the predictor ranks plans. From episode e's start, plan.samples action sequences uniform in
+// the bounds, scored by the model's energy and by the world's own dynamics with the encoder's energy (true
+// dyn+latent); returns their rank correlation. CEM keeps only the ranking, so this is the predictor's part of it.
+static double plan_fidelity(AcModel *model, const MpcConfig *c, int64_t e) {
+    Episode ep = {0};
+    episode_begin(&ep, c, e);
+    const size_t fb = (size_t)ep.side * ep.side * 3;
+    const int S = c->cem.samples, HA = c->cem.horizon * c->cem.action_dim;
+    uint8_t *goal_rgb = xmalloc(fb), *now_rgb = xmalloc(fb);
+    episode_render(&ep, 1, goal_rgb);
+    episode_model_begin(&ep, c, model, goal_rgb, now_rgb);
+    double *actions = xmalloc((size_t)S * HA * sizeof(double));  // [S, H, A]
+    double *e_model = xmalloc((size_t)S * sizeof(double)), *e_true = xmalloc((size_t)S * sizeof(double));
+    Rng r = rng_stream(c->seed, RNG_PLAN, PLAN_FIDELITY_STEP, (uint64_t)e);
+    for (int k = 0; k < S * HA; k++) actions[k] = rng_uniform_range(&r, c->cem.lo[k % 2], c->cem.hi[k % 2]);
+    model_energy(model, actions, S, e_model);
+    true_latent_energy(&ep, actions, S, e_true);
+    const double rho = plan_rank_correlation(e_model, e_true, S);
+    free(goal_rgb), free(now_rgb), free(actions), free(e_model), free(e_true);
+    pusht_free(ep.sim);
+    return rho;
+}
+
 // ---------------------------------------------------------------------------------------------------- jepa plan
 
 static const char *PLAN_HELP =
@@ -306,6 +466,10 @@ static const char *PLAN_HELP =
     "  --no-model          only the baselines (random, true dynamics): no checkpoint needed\n"
     "  --per-episode       one line per episode: start, goal, outcome, steps, final distance\n"
     "  --with-latent       also 'true dyn+latent' (slow: encodes every sample's final frame)\n"
+    "  --energy-map F.png  tworooms: the encoder's energy to the goal of the first episode (--select) with the agent\n"
+    "                      at every free position, beside the distance through the door; no planning\n"
+    "  --fidelity          no planning: per episode, the rank correlation of the model's energy with the true\n"
+    "                      dynamics' (encoder energy) over plan.samples random action sequences from its start\n"
     "  --only NAME         one planner: 'random actions', 'true dynamics', 'true dyn+latent' (the world's own\n"
     "                      dynamics scored by the encoder's L1 energy: the encoder's part) or model\n"
     "  --help              this text\n";
@@ -362,7 +526,8 @@ static void print_episode(const MpcConfig *mc, const char *name, int e, const Ep
 }
 
 typedef struct {
-    const char *config, *checkpoint, *strip;
+    const char *config, *checkpoint, *strip, *energy_map;
+    int fidelity;  // --fidelity: the predictor's ranking against true dyn+latent, no planning
     const char *only;  // run one planner: random, true, latent, model
     int episodes, no_model, with_latent, per_episode, n_overrides;
     int *picked, n_picked;  // [n_picked] --select's episode indices; NULL: 0..episodes-1
@@ -371,6 +536,21 @@ typedef struct {
 
 // The i-th episode to run: i, or the i-th entry of --select.
 static int episode_index(const PlanOptions *o, int i) { return o->picked ? o->picked[i] : i; }
+
+// --fidelity over the run's episodes: one line each with --per-episode, then the mean and the least.
+static void print_fidelity(AcModel *model, const MpcConfig *mc, const PlanOptions *o, int episodes) {
+    double sum = 0, least = 1;
+    const double t0 = now_seconds();
+    for (int i = 0; i < episodes; i++) {
+        const int e = episode_index(o, i);
+        const double rho = plan_fidelity(model, mc, e);
+        if (o->per_episode) printf("  fidelity episode %4d: rank correlation %.3f\n", e, rho);
+        sum += rho, least = fmin(least, rho);
+    }
+    printf("fidelity: the model's energy against the true dynamics' (encoder energy), %d random sequences per start: "
+           "rank correlation mean %.3f, least %.3f over %d episodes (%.1f s)\n",
+           mc->cem.samples, sum / episodes, least, episodes, now_seconds() - t0);
+}
 
 // --select I,J,...: non-negative integers separated by commas.
 static void parse_select(const char *text, PlanOptions *o) {
@@ -394,6 +574,7 @@ static void parse_plan(int argc, char **argv, PlanOptions *o) {
         const int has_value = i + 1 < argc;
         if (!strcmp(a, "--checkpoint") && has_value) o->checkpoint = argv[++i];
         else if (!strcmp(a, "--strip") && has_value) o->strip = argv[++i];
+        else if (!strcmp(a, "--energy-map") && has_value) o->energy_map = argv[++i];
         else if (!strcmp(a, "--only") && has_value) o->only = argv[++i];
         else if (!strcmp(a, "--select") && has_value) parse_select(argv[++i], o);
         else if (!strcmp(a, "--episodes") && has_value) {
@@ -403,6 +584,7 @@ static void parse_plan(int argc, char **argv, PlanOptions *o) {
         } else if (!strcmp(a, "--no-model")) o->no_model = 1;
         else if (!strcmp(a, "--with-latent")) o->with_latent = 1;
         else if (!strcmp(a, "--per-episode")) o->per_episode = 1;
+        else if (!strcmp(a, "--fidelity")) o->fidelity = 1;
         else if (!strncmp(a, "--", 2)) die_input("plan: unknown option or missing value '%s' (see jepa plan --help)", a);
         else if (strchr(a, '=')) o->overrides[o->n_overrides++] = argv[i];
         else if (!o->config) o->config = a;
@@ -434,6 +616,9 @@ int plan_command(int argc, char **argv) {
     if (o.episodes) cfg.plan.episodes = o.episodes;
     MpcConfig mc;
     plan_config_from(&cfg, &mc);
+    if (o.fidelity && o.no_model) die_input("plan: --fidelity needs --checkpoint (it measures the predictor)");
+    if (o.energy_map && (mc.world != PLAN_WORLD_TWOROOMS || o.no_model))
+        die_input("plan: --energy-map %s: needs plan.world tworooms and --checkpoint (the encoder's energy)", o.energy_map);
     Backend *be = backend_cpu_create(0, cfg.meta.threads);
     AcModel *model = o.no_model ? NULL : load_planner(&cfg, o.checkpoint, be, &mc);
     const int pusht = mc.world == PLAN_WORLD_PUSHT, E = cfg.plan.episodes, s = pusht ? PUSHT_IMAGE : TWOROOMS.size;
@@ -448,9 +633,11 @@ int plan_command(int argc, char **argv) {
                TWOROOMS.success_radius);
     printf(" | CEM %d samples, %d elites, %d iterations, horizon %d, execute %d, energy %s\n", mc.cem.samples,
            mc.cem.elites, mc.cem.iterations, mc.cem.horizon, mc.execute, cfg.plan.energy);
+    if (o.energy_map) energy_map(model, &mc, episode_index(&o, 0), o.energy_map);
     const PlannerKind kinds[4] = {PLANNER_RANDOM, PLANNER_TRUE_DYNAMICS, PLANNER_TRUE_LATENT, PLANNER_MODEL};
     const char *names[4] = {"random actions", "true dynamics", "true dyn+latent", "ac model"};
-    for (int k = 0; k < 4; k++) {
+    if (o.fidelity) print_fidelity(model, &mc, &o, E);
+    for (int k = 0; k < 4 && !o.energy_map && !o.fidelity; k++) {
         if ((o.no_model && k >= 2) || (o.only && strcmp(o.only, names[k]) && !(k == 3 && !strcmp(o.only, "model"))) ||
             (k == 2 && !o.with_latent && !o.only))
             continue;

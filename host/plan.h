@@ -65,6 +65,8 @@ EpisodeResult mpc_episode(const MpcConfig *c, PlannerKind kind, AcModel *model, 
 
 // The CEM and MPC settings of a config's plan.* keys (action bounds and step limit from plan.world).
 void plan_config_from(const Config *cfg, MpcConfig *out);
+// Spearman's rank correlation of x[m] and y[m] (ties share their mean rank); 0 when either is constant.
+double plan_rank_correlation(const double *x, const double *y, int m);
 
 // `jepa plan CONFIG --checkpoint DIR [--episodes N] [--strip FILE.png] [key=value ...]`: returns the exit code.
 int plan_command(int argc, char **argv);

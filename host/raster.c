@@ -60,12 +60,13 @@ void raster_disc(Image *im, double cx, double cy, double r, const uint8_t colour
         for (int j = b.j0; j <= b.j1; j++) blend(im, i, j, raster_disc_coverage(cx, cy, r, i, j), colour);
 }
 
-void raster_glow(Image *im, double cx, double cy, double radius, double strength, const uint8_t colour[3]) {
+void raster_glow(Image *im, double cx, double cy, double radius, double strength, const uint8_t colour[3],
+                 int (*lit)(void *ctx, double x, double y), void *ctx) {
     const PixelBox b = pixel_box(im, cx - radius, cy - radius, cx + radius, cy + radius);
     for (int i = b.i0; i <= b.i1; i++)
         for (int j = b.j0; j <= b.j1; j++) {
             const double d = hypot(j + 0.5 - cx, i + 0.5 - cy);
-            if (d < radius) blend(im, i, j, strength * (1 - d / radius), colour);
+            if (d < radius && (!lit || lit(ctx, j + 0.5, i + 0.5))) blend(im, i, j, strength * (1 - d / radius), colour);
         }
 }
 

@@ -26,5 +26,7 @@ double raster_disc_coverage(double cx, double cy, double r, int i, int j);
 // Writes rgb (height, width, 3) as an 8-bit RGB PNG (zlib-compressed, no filtering). Dies naming path on failure.
 void raster_write_png(const char *path, const uint8_t *rgb, int height, int width);
 // A light centred at (cx, cy): every pixel is blended towards colour by strength * max(0, 1 - d / radius), d the
-// distance of its centre (smooth, so no sub-sampling).
-void raster_glow(Image *im, double cx, double cy, double radius, double strength, const uint8_t colour[3]);
+// distance of its centre (smooth, so no sub-sampling); with lit (optional), only the pixels whose centre (x, y)
+// lit(ctx, x, y) says the light reaches (shadows).
+void raster_glow(Image *im, double cx, double cy, double radius, double strength, const uint8_t colour[3],
+                 int (*lit)(void *ctx, double x, double y), void *ctx);

@@ -3,7 +3,9 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
+#include "common.h"
 #include "raster.h"
 #include "rng.h"
 #include "world_balls.h"
@@ -42,21 +44,39 @@ void tworooms_step(TwoRoomsState *s, const double a[2]) {
     }
 }
 
+// Whether the agent's light reaches (x, y): the segment from the agent crosses each side of the wall it crosses
+// inside the door's span (the wall casts a shadow; light reaches the other room only through the door).
+static int lamp_reaches(void *agent, double x, double y) {
+    const TwoRoomsState *a = agent;
+    const double sides[2] = {TWOROOMS.wall_x0, TWOROOMS.wall_x1};
+    for (int k = 0; k < 2; k++) {
+        const double xb = sides[k];
+        if ((a->x - xb) * (x - xb) >= 0) continue;  // not across this side
+        const double yb = a->y + (xb - a->x) / (x - a->x) * (y - a->y);
+        if (yb < TWOROOMS.door_y0 || yb > TWOROOMS.door_y1) return 0;
+    }
+    return 1;
+}
+
 void tworooms_render(const TwoRoomsState *s, uint8_t *rgb) {
     const TwoRoomsSpec *w = &TWOROOMS;
     Image im = {w->size, w->size, rgb};
     uint8_t agent[3];
     balls_palette(6, 0, agent);
     raster_clear(&im, BALLS_BACKGROUND);
-    // The agent's lamp: the floor lit around it, fading to nothing at 48 px. Every patch then changes smoothly with
-    // the agent's position, so the encoder's L1 energy has a slope at every distance (docs/world-models.md).
-    raster_glow(&im, s->x, s->y, 48, 0.35, agent);
-    // The agent's crosshair: a dim line across the arena through its centre in x and in y, under the walls. Without
-    // it only the patches at the agent change with its position, and a frozen encoder's L1 energy is flat beyond a
-    // patch (docs/world-models.md "The crosshair"); with it, whole rows and columns of patches move with the agent.
+    // The agent's lamp: the floor lit around it, fading to nothing at 96 px (beyond the arena's diagonal), its light
+    // stopped by the wall (lamp_reaches). Every patch then changes smoothly with the agent's position, and seen from
+    // the other room the light comes only through the door, so the encoder's L1 energy has a slope everywhere and
+    // leads round the wall rather than into it (docs/world-models.md "The picture").
+    raster_glow(&im, s->x, s->y, 96, 0.5, agent, lamp_reaches, (void *)s);
+    // The agent's crosshair: a dim line across the arena through its centre in x and in y, under the walls; the row
+    // line stops at the wall unless it runs through the door. With it whole rows and columns of patches move with
+    // the agent (docs/world-models.md "The picture").
     uint8_t dim[3];
     for (int c = 0; c < 3; c++) dim[c] = (uint8_t)(BALLS_BACKGROUND[c] + 0.45 * (agent[c] - BALLS_BACKGROUND[c]));
-    raster_rect(&im, 0, s->y - 0.75, w->size, s->y + 0.75, dim);
+    const int through_door = s->y >= w->door_y0 && s->y <= w->door_y1, left = s->x < w->wall_x0;
+    raster_rect(&im, through_door || left ? 0 : w->wall_x1, s->y - 0.75, through_door || !left ? w->size : w->wall_x0,
+                s->y + 0.75, dim);
     raster_rect(&im, s->x - 0.75, 0, s->x + 0.75, w->size, dim);
     raster_rect(&im, w->wall_x0, 0, w->wall_x1, w->door_y0, WALL_COLOUR);
     raster_rect(&im, w->wall_x0, w->door_y1, w->wall_x1, w->size, WALL_COLOUR);
@@ -129,4 +149,29 @@ void tworooms_clip(TwoRoomsPolicy policy, uint64_t seed, int64_t episode, int fr
         if (actions) actions[2 * t] = (float)a[0], actions[2 * t + 1] = (float)a[1];
         tworooms_step(&s, a);
     }
+}
+
+// Dijkstra by plain selection: 4096 cells, fast enough for a diagnostic.
+void tworooms_geodesic(const TwoRoomsState *goal, double *dist) {
+    const int n = TWOROOMS.size, N = n * n;
+    char *done = xcalloc((size_t)N, 1);
+    for (int k = 0; k < N; k++) dist[k] = HUGE_VAL;
+    const int gi = (int)goal->y, gj = (int)goal->x;
+    dist[gi * n + gj] = hypot(gj + 0.5 - goal->x, gi + 0.5 - goal->y);
+    for (;;) {
+        int best = -1;
+        for (int k = 0; k < N; k++)
+            if (!done[k] && dist[k] < HUGE_VAL && (best < 0 || dist[k] < dist[best])) best = k;
+        if (best < 0) break;
+        done[best] = 1;
+        const int i = best / n, j = best % n;
+        for (int di = -1; di <= 1; di++)
+            for (int dj = -1; dj <= 1; dj++) {
+                const int a = i + di, b = j + dj;
+                if ((!di && !dj) || a < 0 || b < 0 || a >= n || b >= n || !tworooms_free(b + 0.5, a + 0.5)) continue;
+                const double d = dist[best] + hypot(di, dj);
+                if (d < dist[a * n + b]) dist[a * n + b] = d;
+            }
+    }
+    free(done);
 }

@@ -51,3 +51,6 @@ void tworooms_policy(TwoRoomsPolicy policy, uint64_t seed, int64_t episode, int 
 // states (T, 2) and actions (T, 2), either may be NULL.
 void tworooms_clip(TwoRoomsPolicy policy, uint64_t seed, int64_t episode, int frames, uint8_t *rgb, float *states,
                    float *actions);
+// The length of the shortest path (8-connected moves between free pixel centres, so through the door) from goal to
+// every pixel centre: dist [size * size] row-major, HUGE_VAL where the centre is not free (tworooms_free).
+void tworooms_geodesic(const TwoRoomsState *goal, double *dist);

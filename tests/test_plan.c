@@ -105,7 +105,27 @@ static void test_mpc_pusht(void) {
                "mean block distance: planned %.1f, random %.1f, at the start %.1f", planned / 4, random / 4, start / 4);
 }
 
+// Spearman's rank correlation: any increasing map gives 1, a decreasing one -1; a small case by hand with a tie.
+static void test_rank_correlation(void) {
+    double x[50], up[50], down[50];
+    for (int k = 0; k < 50; k++) {
+        x[k] = sin(1.7 * k + 0.3);  // distinct values in no particular order
+        up[k] = exp(3 * x[k]) - 7;
+        down[k] = -x[k] * x[k] * x[k];
+    }
+    const double r_up = plan_rank_correlation(x, up, 50), r_down = plan_rank_correlation(x, down, 50);
+    TEST_CHECK("rank_correlation_monotone", fabs(r_up - 1) < 1e-12 && fabs(r_down + 1) < 1e-12, "%.15f %.15f", r_up,
+               r_down);
+    // ranks of a: 0 1 2 3; of b (two tied at 30): 0 2.5 2.5 1. Pearson of those: 1.5 / sqrt(5 * 4.5) = sqrt(0.1).
+    const double a[4] = {1, 2, 3, 4}, b[4] = {10, 30, 30, 20};
+    const double r = plan_rank_correlation(a, b, 4);
+    TEST_CHECK("rank_correlation_ties", fabs(r - sqrt(0.1)) < 1e-12, "%.12f, expected %.12f", r, sqrt(0.1));
+    const double flat[4] = {5, 5, 5, 5};
+    TEST_CHECK("rank_correlation_constant_is_0", plan_rank_correlation(a, flat, 4) == 0, "not 0");
+}
+
 int main(void) {
+    test_rank_correlation();
     test_cem();
     test_mpc_true_dynamics();
     test_mpc_pusht();

@@ -33,6 +33,26 @@ check plan_runs "exit $rc: $(tail -3 $tmp/plan.log)" test $rc = 0
 check plan_reports_every_planner "$(cat $tmp/plan.log)" \
     bash -c "grep -q '^random actions' $tmp/plan.log && grep -q '^true dynamics' $tmp/plan.log && grep -q '^ac model' $tmp/plan.log"
 check plan_writes_png_strip "$(ls -la $tmp/strip.png 2>&1)" bash -c "head -c 8 $tmp/strip.png | od -An -c | grep -q 'P   N   G'"
+# --energy-map: the encoder's energy over the arena beside the distance through the door, as a PNG and a summary.
+$jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/runs/ac_tworooms ac.encoder_checkpoint=$enc meta.threads=1 \
+    --select 2 --energy-map $tmp/emap.png > $tmp/emap.log 2>&1
+check plan_energy_map "$(cat $tmp/emap.log)" bash -c "grep -q 'energy map, episode 2: start' $tmp/emap.log &&
+    grep -q 'rank correlation of the energy with the geodesic distance -\?[01]\.[0-9]*' $tmp/emap.log &&
+    head -c 8 $tmp/emap.png | od -An -c | grep -q 'P   N   G' && ! grep -q '^ac model' $tmp/emap.log"
+# --fidelity: the predictor's ranking of random plans against the world's own dynamics, a correlation in [-1, 1].
+$jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/runs/ac_tworooms ac.encoder_checkpoint=$enc meta.threads=1 \
+    --episodes 2 --per-episode plan.samples=16 --fidelity > $tmp/fid.log 2>&1
+rho=$(grep -o 'rank correlation mean -\?[0-9.]*' $tmp/fid.log | awk '{print $4}')
+check plan_fidelity "$(cat $tmp/fid.log)" bash -c "test \$(grep -c 'fidelity episode' $tmp/fid.log) = 2 &&
+    awk -v r='$rho' 'BEGIN { exit !(r != \"\" && r >= -1 && r <= 1) }' && ! grep -q '^ac model' $tmp/fid.log"
+$jepa plan configs/ac_pusht.yaml --no-model --energy-map $tmp/x.png > $tmp/bad_emap.log 2>&1
+rc=$?
+check plan_energy_map_needs_tworooms_exit_2 "exit $rc: $(cat $tmp/bad_emap.log)" test $rc = 2
+# A predictor trained with other ac.* keys (here without the state token) is refused, not half loaded.
+$jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/runs/ac_tworooms ac.encoder_checkpoint=$enc ac.state_token=true \
+    --episodes 1 > $tmp/mismatch.log 2>&1
+rc=$?
+check plan_other_ac_keys_exit_2 "exit $rc: $(cat $tmp/mismatch.log)" bash -c "test $rc = 2 && grep -q 'ac.state_token' $tmp/mismatch.log"
 $jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/nowhere ac.encoder_checkpoint=$enc > $tmp/bad.log 2>&1
 rc=$?
 check plan_missing_checkpoint_exit_2 "exit $rc: $(cat $tmp/bad.log)" test $rc = 2

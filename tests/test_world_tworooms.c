@@ -48,37 +48,64 @@ static void test_render(void) {
     tworooms_render(&s, rgb);
     uint8_t agent[3];
     balls_palette(6, 0, agent);
-    const uint8_t *at = rgb + 3 * (50 * 64 + 10), *far = rgb + 3 * (5 * 64 + 40), *wall = rgb + 3 * (5 * 64 + 32),
-                  *door = rgb + 3 * (32 * 64 + 32), *cross = rgb + 3 * (50 * 64 + 50);
+    const uint8_t *at = rgb + 3 * (50 * 64 + 10), *shadow = rgb + 3 * (5 * 64 + 40), *wall = rgb + 3 * (5 * 64 + 32),
+                  *door = rgb + 3 * (32 * 64 + 32), *cross = rgb + 3 * (50 * 64 + 22), *row_shadow = rgb + 3 * (50 * 64 + 50);
     TEST_CHECK("tworooms_render_agent", same_colour(at, agent), "agent pixel %d,%d,%d", at[0], at[1], at[2]);
-    // Beyond the lamp's 48 px and off the crosshair: the plain floor; the doorway (28 px away): lit floor, not wall.
-    TEST_CHECK("tworooms_render_background", same_colour(far, BALLS_BACKGROUND) && door[0] < 150 &&
-               door[0] > BALLS_BACKGROUND[0], "floor pixels %d (far) and %d (door)", far[0], door[0]);
-    // The lamp: along row 20 (off the crosshair) the floor darkens with the distance to the agent.
+    // Across the wall, off the door's line of sight: the wall's shadow (plain floor); the doorway: lit, not wall.
+    TEST_CHECK("tworooms_render_shadow", same_colour(shadow, BALLS_BACKGROUND) && door[0] < 150 &&
+               door[0] > BALLS_BACKGROUND[0], "floor pixels %d (behind the wall) and %d (door)", shadow[0], door[0]);
+    // The lamp: along row 20 (off the crosshair) the floor darkens with the distance to the agent, and is still lit
+    // at the far corner of the agent's room (the lamp reaches 96 px).
     int monotone = 1;
     for (int j = 14; j < 29; j++) monotone &= rgb[3 * (20 * 64 + j)] <= rgb[3 * (20 * 64 + j - 1)];
-    TEST_CHECK("tworooms_render_lamp_fades", monotone && rgb[3 * (20 * 64 + 13)] > rgb[3 * (20 * 64 + 28)],
-               "row 20 does not darken away from the agent");
-    // The crosshair through the agent: between the background and the agent's colour, far from the agent.
-    TEST_CHECK("tworooms_render_crosshair", cross[0] > BALLS_BACKGROUND[0] + 20 && cross[0] < agent[0] - 20,
-               "crosshair pixel %d (background %d, agent %d)", cross[0], BALLS_BACKGROUND[0], agent[0]);
+    TEST_CHECK("tworooms_render_lamp_fades", monotone && rgb[3 * (20 * 64 + 13)] > rgb[3 * (20 * 64 + 28)] &&
+               rgb[3 * (1 * 64 + 27)] > BALLS_BACKGROUND[0], "row 20 does not darken away from the agent, or the "
+               "corner (1, 27) is dark (%d)", rgb[3 * (1 * 64 + 27)]);
+    // The crosshair through the agent: between the background and the agent's colour, far from the agent; the row
+    // line stops at the wall (the agent's row, y 50.5, does not pass through the door, y 22-42).
+    TEST_CHECK("tworooms_render_crosshair", cross[0] > BALLS_BACKGROUND[0] + 20 && cross[0] < agent[0] - 20 &&
+               same_colour(row_shadow, BALLS_BACKGROUND), "crosshair pixels %d (beside the agent) and %d (across "
+               "the wall; background %d, agent %d)", cross[0], row_shadow[0], BALLS_BACKGROUND[0], agent[0]);
     TEST_CHECK("tworooms_render_wall", wall[0] > 150 && !same_colour(wall, BALLS_BACKGROUND), "wall pixel %d", wall[0]);
-    // The agent moves by one pixel in x: the picture changes, and only within the lamp's reach (48 px) or on the
-    // vertical line.
+    // The agent moves by one pixel in x: the picture changes far away in its own room (the lamp's slope reaches
+    // everywhere), but not in the other room's lower part, which the wall hides from it.
     uint8_t *moved = xmalloc(FRAME_BYTES);
     const TwoRoomsState s2 = {11.5, 50.5};
     tworooms_render(&s2, moved);
-    int changed = 0, far_changed = 0;
+    int far_changed = 0, hidden_changed = 0;
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             if (memcmp(rgb + 3 * (i * 64 + j), moved + 3 * (i * 64 + j), 3)) {
-                changed++;
-                far_changed += hypot(j + 0.5 - 11, i + 0.5 - 50.5) > 49 + 1 && fabs(j + 0.5 - 11) > 2;
+                far_changed += j < 30 && hypot(j + 0.5 - 11, i + 0.5 - 50.5) > 40;
+                hidden_changed += j >= 34 && i >= 50;
             }
-    TEST_CHECK("tworooms_render_local", changed > 0 && far_changed == 0, "%d pixels changed, %d far away", changed,
-               far_changed);
+    TEST_CHECK("tworooms_render_slope_and_shadow", far_changed > 0 && hidden_changed == 0,
+               "%d pixels changed far away in the agent's room, %d behind the wall", far_changed, hidden_changed);
+    // At the door's height the row line and the light go through the door into the other room.
+    const TwoRoomsState at_door = {10.5, 32.5};
+    tworooms_render(&at_door, rgb);
+    const uint8_t *through = rgb + 3 * (32 * 64 + 50);
+    TEST_CHECK("tworooms_render_through_door", through[0] > BALLS_BACKGROUND[0] + 20, "pixel %d", through[0]);
     free(rgb);
     free(moved);
+}
+
+// The shortest path through the door: the straight line within a room, the way round the wall across it.
+static void test_geodesic(void) {
+    double *dist = xmalloc((size_t)64 * 64 * sizeof(double));
+    const TwoRoomsState goal = {10.5, 50.5};
+    tworooms_geodesic(&goal, dist);
+    const double same_room = dist[20 * 64 + 20], across = dist[50 * 64 + 50], wall = dist[50 * 64 + 32];
+    // Within the room, 8-connected moves overestimate a straight line by at most 1 / cos(22.5 deg) - 1 (8.2%).
+    const double straight = hypot(20 - 10, 30);
+    TEST_CHECK("tworooms_geodesic_same_room", same_room >= straight - 1e-9 && same_room <= 1.083 * straight,
+               "%.2f for a straight line of %.2f", same_room, straight);
+    // Across the wall: round the door's lower corners as the centre sees them ((27, 39) and (37, 39): the wall
+    // and the door's edge widened by the agent's radius), and no way through the wall itself (HUGE_VAL).
+    const double round = hypot(27 - 10.5, 50.5 - 39) + 10 + hypot(50.5 - 37, 50.5 - 39);
+    TEST_CHECK("tworooms_geodesic_round_the_wall", across >= round - 1 && across <= 1.083 * round && wall == HUGE_VAL,
+               "%.2f (round the wall %.2f), in the wall %g", across, round, wall);
+    free(dist);
 }
 
 // Random walks: the agent stays free, moves at most the bound, and changes room only through the door.
@@ -156,6 +183,7 @@ static void test_determinism_and_episodes(void) {
 int main(void) {
     test_raster_areas();
     test_render();
+    test_geodesic();
     test_walls_and_door();
     test_determinism_and_episodes();
     TEST_EXIT();
