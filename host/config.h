@@ -132,6 +132,7 @@ typedef struct {
         char world[16];              // tworooms | pusht
         char energy[8];              // last | mean | min: the model's energy over the predicted frames
         int samples, elites, iterations, horizon, execute, episodes, step_limit;
+        int action_repeat;  // control steps each planned action is held (frame skip)
         double init_std, min_std;    // CEM std, fractions of each action component's half range
     } plan;
     struct {                         // the periodic probe in training (docs/world-models.md); off unless both set

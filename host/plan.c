@@ -88,7 +88,7 @@ double cem_plan(const CemConfig *c, CemEnergy energy, void *ctx, uint64_t seed, 
 // A running episode of either world: the true state (and, for pusht, its simulation), the goal, the frames' side.
 typedef struct {
     PlanWorld world;
-    int side, horizon;
+    int side, horizon, repeat;  // frames' side; planned actions per sequence; control steps per action
     TwoRoomsState tr, tr_goal;
     PushtSim *sim;
     PushtState pt, pt_goal;
@@ -103,6 +103,7 @@ static const double PUSHT_PARK[2] = {60, 452};
 static void episode_begin(Episode *ep, const MpcConfig *c, int64_t episode) {
     ep->world = c->world;
     ep->horizon = c->cem.horizon;
+    ep->repeat = c->repeat > 1 ? c->repeat : 1;  // 0 (a zeroed MpcConfig) means once, as 1 does
     if (ep->world == PLAN_WORLD_TWOROOMS) {
         ep->side = TWOROOMS.size;
         tworooms_episode(c->seed, episode, &ep->tr, &ep->tr_goal);
@@ -164,12 +165,12 @@ static double true_rollout(const Episode *ep, const double *actions, uint8_t *rg
     const int H = ep->horizon;
     if (ep->world == PLAN_WORLD_TWOROOMS) {
         TwoRoomsState x = ep->tr;
-        for (int h = 0; h < H; h++) tworooms_step(&x, actions + (size_t)h * 2);
+        for (int h = 0; h < H * ep->repeat; h++) tworooms_step(&x, actions + (size_t)(h / ep->repeat) * 2);
         if (rgb) tworooms_render(&x, rgb);
         return hypot(x.x - ep->tr_goal.x, x.y - ep->tr_goal.y);
     }
     PushtSim *sim = pusht_restore(&ep->pt, ep->pt_velocity);
-    for (int h = 0; h < H; h++) pusht_step(sim, actions + (size_t)h * 2);
+    for (int h = 0; h < H * ep->repeat; h++) pusht_step(sim, actions + (size_t)(h / ep->repeat) * 2);
     PushtState x;
     pusht_get_state(sim, &x);
     pusht_free(sim);
@@ -195,8 +196,20 @@ static void true_latent_energy(void *ctx, const double *actions, int S, double *
     free(z);
 }
 
+// The predictor's energy: each planned action held for ep->repeat steps (ac_plan_begin was given H x repeat).
 static void model_energy(void *ctx, const double *actions, int S, double *energies) {
-    ac_plan_energy((AcModel *)ctx, actions, S, energies);
+    const Episode *ep = ctx;
+    if (ep->repeat == 1) {
+        ac_plan_energy(ep->model, actions, S, energies);
+        return;
+    }
+    const int H = ep->horizon, k = ep->repeat;
+    double *held = xmalloc((size_t)S * H * k * 2 * sizeof(double));  // [S, H * k, 2]
+    for (size_t s = 0; s < (size_t)S; s++)
+        for (int h = 0; h < H * k; h++)
+            for (int a = 0; a < 2; a++) held[(s * H * k + h) * 2 + a] = actions[(s * H + h / k) * 2 + a];
+    ac_plan_energy(ep->model, held, S, energies);
+    free(held);
 }
 
 // Shifts the plan by n actions, filling the tail with `hold`: the next plan's starting mean.
@@ -210,7 +223,7 @@ static void episode_model_begin(Episode *ep, const MpcConfig *c, AcModel *model,
     episode_render(ep, 0, now_rgb);
     const double state[2] = {ep->world == PLAN_WORLD_TWOROOMS ? ep->tr.x : ep->pt.agent_x,
                              ep->world == PLAN_WORLD_TWOROOMS ? ep->tr.y : ep->pt.agent_y};
-    ac_plan_begin(model, now_rgb, state, goal_rgb, c->cem.horizon);
+    ac_plan_begin(model, now_rgb, state, goal_rgb, c->cem.horizon * ep->repeat);
     for (int k = 0; k < 2; k++) model->plan_velocity[k] = ep->world == PLAN_WORLD_PUSHT ? ep->pt_velocity[k] : 0;
     ep->model = model;
 }
@@ -225,7 +238,7 @@ static void episode_plan(Episode *ep, const MpcConfig *c, PlannerKind kind, AcMo
     episode_model_begin(ep, c, model, goal_rgb, now_rgb);
     if (kind == PLANNER_TRUE_LATENT)
         cem_plan(&c->cem, true_latent_energy, ep, c->seed, (uint64_t)t, (uint64_t)episode, mean);
-    else cem_plan(&c->cem, model_energy, model, c->seed, (uint64_t)t, (uint64_t)episode, mean);
+    else cem_plan(&c->cem, model_energy, ep, c->seed, (uint64_t)t, (uint64_t)episode, mean);
 }
 
 EpisodeResult mpc_episode(const MpcConfig *c, PlannerKind kind, AcModel *model, int64_t episode, uint8_t *frames,
@@ -256,8 +269,8 @@ EpisodeResult mpc_episode(const MpcConfig *c, PlannerKind kind, AcModel *model, 
             res.plans++;
         }
         res.plan_seconds += now_seconds() - t0;
-        for (int k = 0; k < n_exec && t < c->step_limit && !episode_success(&ep); k++, t++) {
-            episode_step(&ep, plan + k * A);
+        for (int k = 0; k < n_exec * ep.repeat && t < c->step_limit && !episode_success(&ep); k++, t++) {
+            episode_step(&ep, plan + (k / ep.repeat) * A);  // each planned action held for ep.repeat steps
             if (frames) episode_render(&ep, 0, frames + (size_t)shown++ * frame_bytes);
         }
     }
@@ -289,6 +302,7 @@ void plan_config_from(const Config *cfg, MpcConfig *out) {
     if (c->elites > c->samples)
         die_input("plan.elites (%d) must be at most plan.samples (%d)", c->elites, c->samples);
     out->execute = cfg->plan.execute < c->horizon ? cfg->plan.execute : c->horizon;
+    out->repeat = cfg->plan.action_repeat;
     out->step_limit = cfg->plan.step_limit             ? cfg->plan.step_limit
                       : out->world == PLAN_WORLD_PUSHT ? PUSHT_STEP_LIMIT
                                                        : TWOROOMS.step_limit;
@@ -437,7 +451,7 @@ static double plan_fidelity(AcModel *model, const MpcConfig *c, int64_t e) {
     double *e_model = xmalloc((size_t)S * sizeof(double)), *e_true = xmalloc((size_t)S * sizeof(double));
     Rng r = rng_stream(c->seed, RNG_PLAN, PLAN_FIDELITY_STEP, (uint64_t)e);
     for (int k = 0; k < S * HA; k++) actions[k] = rng_uniform_range(&r, c->cem.lo[k % 2], c->cem.hi[k % 2]);
-    model_energy(model, actions, S, e_model);
+    model_energy(&ep, actions, S, e_model);
     true_latent_energy(&ep, actions, S, e_true);
     const double rho = plan_rank_correlation(e_model, e_true, S);
     free(goal_rgb), free(now_rgb), free(actions), free(e_model), free(e_true);
@@ -631,8 +645,8 @@ int plan_command(int argc, char **argv) {
     else
         printf("tworooms: %d episodes (seed %d), step limit %d, success radius %g px", E, cfg.meta.seed, mc.step_limit,
                TWOROOMS.success_radius);
-    printf(" | CEM %d samples, %d elites, %d iterations, horizon %d, execute %d, energy %s\n", mc.cem.samples,
-           mc.cem.elites, mc.cem.iterations, mc.cem.horizon, mc.execute, cfg.plan.energy);
+    printf(" | CEM %d samples, %d elites, %d iterations, horizon %d, execute %d, action repeat %d, energy %s\n",
+           mc.cem.samples, mc.cem.elites, mc.cem.iterations, mc.cem.horizon, mc.execute, mc.repeat, cfg.plan.energy);
     if (o.energy_map) energy_map(model, &mc, episode_index(&o, 0), o.energy_map);
     const PlannerKind kinds[4] = {PLANNER_RANDOM, PLANNER_TRUE_DYNAMICS, PLANNER_TRUE_LATENT, PLANNER_MODEL};
     const char *names[4] = {"random actions", "true dynamics", "true dyn+latent", "ac model"};

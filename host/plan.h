@@ -45,7 +45,8 @@ typedef struct {
     PlanWorld world;  // plan.world
     CemConfig cem;
     int execute;      // actions executed per plan
-    int step_limit;   // actions per episode
+    int repeat;       // control steps each planned action is held (plan.action_repeat; 0 or 1: once)
+    int step_limit;   // control steps per episode
     uint64_t seed;
 } MpcConfig;
 

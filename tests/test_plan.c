@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "plan.h"
+#include "rng.h"
 #include "test.h"
 #include "world_pusht.h"
 #include "world_tworooms.h"
@@ -82,6 +83,31 @@ static void test_mpc_true_dynamics(void) {
     // Measured 96/100 and 7/100 on the 100 episodes jepa plan reports (docs/world-models.md); 50 of them here.
     TEST_CHECK("mpc_true_dynamics_solves_tworooms", planned >= 43, "%d of 50 episodes", planned);
     TEST_CHECK("mpc_random_baseline_rarely_does", random <= 10 && random < planned, "%d of 50 episodes", random);
+    // Each planned action held for 2 steps (plan.action_repeat): half the horizon spans the same distance; an
+    // episode still counts control steps, so it ends within the step limit.
+    mc.repeat = 2, mc.cem.horizon = 4, mc.execute = 1;
+    int held = 0, over = 0;
+    for (int e = 0; e < 50; e++) {
+        const EpisodeResult r = mpc_episode(&mc, PLANNER_TRUE_DYNAMICS, NULL, e, NULL, NULL);
+        held += r.success, over += r.steps > mc.step_limit;
+    }
+    TEST_CHECK("mpc_action_repeat_solves_tworooms", held >= 43 && over == 0, "%d of 50 episodes, %d over the limit",
+               held, over);
+    // Random actions held for the whole episode: the agent follows the one first draw, step for step.
+    mc.repeat = TWOROOMS.step_limit, mc.cem.horizon = 1;
+    int followed = 0;
+    for (int e = 0; e < 5; e++) {
+        TwoRoomsState s, goal;
+        tworooms_episode(mc.seed, e, &s, &goal);
+        Rng r = rng_stream(mc.seed, RNG_PLAN, 0, (uint64_t)e);
+        double a[2];
+        for (int k = 0; k < 2; k++) a[k] = rng_uniform_range(&r, mc.cem.lo[k], mc.cem.hi[k]);
+        for (int t = 0; t < TWOROOMS.step_limit && !tworooms_success(&s, &goal); t++) tworooms_step(&s, a);
+        const double expected = hypot(s.x - goal.x, s.y - goal.y);
+        followed += mpc_episode(&mc, PLANNER_RANDOM, NULL, e, NULL, NULL).final_distance == expected;
+    }
+    TEST_CHECK("mpc_action_repeat_holds_actions", followed == 5, "%d of 5 episodes ended where the held draw leads",
+               followed);
 }
 
 // Pusht: CEM on the world's own dynamics (restarted copies of the Chipmunk episode) brings the block nearer its goal

@@ -45,6 +45,13 @@ $jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/runs/ac_tworooms ac.encode
 rho=$(grep -o 'rank correlation mean -\?[0-9.]*' $tmp/fid.log | awk '{print $4}')
 check plan_fidelity "$(cat $tmp/fid.log)" bash -c "test \$(grep -c 'fidelity episode' $tmp/fid.log) = 2 &&
     awk -v r='$rho' 'BEGIN { exit !(r != \"\" && r >= -1 && r <= 1) }' && ! grep -q '^ac model' $tmp/fid.log"
+# plan.action_repeat: the model rolls each planned action out for 2 steps; the header says so.
+$jepa plan configs/ac_tworooms.yaml --checkpoint $tmp/runs/ac_tworooms ac.encoder_checkpoint=$enc meta.threads=1 \
+    --episodes 1 --only model plan.samples=16 plan.elites=4 plan.iterations=1 plan.horizon=3 plan.action_repeat=2 \
+    plan.step_limit=6 > $tmp/repeat.log 2>&1
+rc=$?
+check plan_action_repeat_model "exit $rc: $(cat $tmp/repeat.log)" bash -c "test $rc = 0 &&
+    grep -q 'action repeat 2' $tmp/repeat.log && grep -q '^ac model .*success' $tmp/repeat.log"
 $jepa plan configs/ac_pusht.yaml --no-model --energy-map $tmp/x.png > $tmp/bad_emap.log 2>&1
 rc=$?
 check plan_energy_map_needs_tworooms_exit_2 "exit $rc: $(cat $tmp/bad_emap.log)" test $rc = 2
