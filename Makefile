@@ -119,6 +119,13 @@ build/%.o: %.cu $(CU_HEADERS) build/gen/nvccflags
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
+# The Hopper attention forward (wgmma, setmaxnreg: sm_90a only; opt-in at run time, see the file's header). Only this
+# object is built for sm_90a; its device code compiles out for other targets, so no other arch is needed to link.
+NVCCFLAGS_SM90A := -O3 -lineinfo -std=c++17 -Ihost -Ikernels -gencode=arch=compute_90a,code=sm_90a $(EXTRA_NVCCFLAGS)
+build/kernels/attention_sm90.o: kernels/attention_sm90.cu $(CU_HEADERS) build/gen/nvccflags
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS_SM90A) -c $< -o $@
+
 build/jepa: build/host/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 

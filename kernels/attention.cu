@@ -58,6 +58,10 @@
 #define ATTN_LOG2E 1.4426950408889634f
 #define ATTN_LN2 0.6931471805599453f
 
+// attention_sm90.cu: runs the sm_90a forward and returns 1 when it is opted in and applies, else 0 (nothing done).
+extern "C" int cuda_attention_fwd_sm90(cudaStream_t s, bf16 *out, float *lse, const bf16 *qkv, int B, int N, int H,
+                                       int hd, int frame_tokens);
+
 // Workspace set by the backend before any backward (cuda_attention_set_workspace); one device, one stream.
 static void *attn_workspace = NULL;
 static size_t attn_workspace_bytes = 0;
@@ -829,6 +833,8 @@ extern "C" void cuda_attention_fwd(cuda_stream stream, bf16_bits *out, float *ls
         CUDA_CHECK_LAUNCH();
         return;
     }
+    // opt-in Hopper path (attention_sm90.cu: JEPA_ATTN_SM90=1, cc 9.0, hd 64, non-causal; unverified on a GPU)
+    if (cuda_attention_fwd_sm90(s, p.out, lse, p.qkv, B, N, H, hd, frame_tokens)) return;
     switch (attn_padded_hd(hd)) {
         case 32: attn_fwd_launch<32>(p, s); break;
         case 64: attn_fwd_launch<64>(p, s); break;
