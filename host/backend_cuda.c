@@ -56,6 +56,9 @@ void backend_cuda_describe(int device, char *buf, size_t n) { snprintf(buf, n, "
 Backend *backend_cuda_create(int device, int deterministic) { die_input("meta.device: cuda, but %s", NO_CUDA); }
 void cuda_build_info(char *buf, size_t n) { snprintf(buf, n, "none (built without CUDA)"); }
 struct CUstream_st *backend_cuda_stream(Backend *b) { die_internal("backend_cuda_stream: %s", NO_CUDA); }
+void backend_cuda_use_cudnn_attention(Backend *b, char *what, size_t n) {
+    die_input("model.attention: cudnn, but %s\n---> HINT: set model.attention=native", NO_CUDA);
+}
 void backend_cuda_memory(Backend *b, size_t *current, size_t *peak) { *current = *peak = 0; }
 
 #else
@@ -71,10 +74,16 @@ void backend_cuda_memory(Backend *b, size_t *current, size_t *peak) { *current =
 
 #include "cuda_check.h"
 #include "cuda_ops.h"
+#include "cudnn_attention.h"
 
 #define STAGING_MAX_BYTES ((size_t)128 << 20)  // per upload slot: a ViT-L batch of 24 clips (116 MB bf16) fits one
 #define DOWNLOAD_BYTES ((size_t)8 << 20)       // pinned download buffer; downloads go in chunks of it
 #define RING_HALF ((size_t)16 << 20)           // half of the pinned ring for small uploads
+
+typedef struct {
+    int B, N, H, hd, frame_tokens;
+    int cudnn;  // 1: cuDNN runs it; 0: our kernels
+} AttnShape;
 
 typedef struct {
     int device;
@@ -89,6 +98,16 @@ typedef struct {
     cudaEvent_t copy_done;       // compute waits on it: the upload has landed
     void *attn_ws;               // attention backward scratch, grown to the largest shape seen
     size_t attn_ws_bytes;
+    // model.attention: cudnn (backend_cuda_use_cudnn_attention): cuDNN's fused attention where it applies
+    int attn_cudnn, attn_told_align;
+    AttnShape *attn_shapes;      // per-shape decisions [n_attn_shapes]
+    size_t n_attn_shapes, cap_attn_shapes;
+    void *attn_dqkv;             // [B,N,3,H,hd] bf16: cuDNN's dqkv (=) when it must be added (+=), grown
+    size_t attn_dqkv_bytes;
+    unsigned long long queued;   // work queued so far (stream() counts it); the last cu_zero: its region and count
+    void *zeroed;
+    size_t zeroed_bytes;
+    unsigned long long zeroed_at;
     // input double buffer (backend.h): per slot, pinned host floats, a device fp32 landing buffer converted to bf16
     // on the copy stream, and three events: the host buffer is free, the data is ready, the last reader is done.
     float *in_host[2];           // [in_elems[slot]] pinned
@@ -108,7 +127,12 @@ typedef struct {
 } CudaImpl;
 
 static CudaImpl *impl(Backend *b) { return (CudaImpl *)b->impl; }
-static cudaStream_t stream(Backend *b) { return impl(b)->compute; }
+// Every op takes its stream here, so `queued` counts them: cu_attention_bwd knows whether its dqkv was the last thing
+// zeroed (cuDNN's backward may then write it instead of adding to it).
+static cudaStream_t stream(Backend *b) {
+    impl(b)->queued++;
+    return impl(b)->compute;
+}
 
 static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
 
@@ -223,7 +247,11 @@ void backend_cuda_memory(Backend *b, size_t *current, size_t *peak) {
 
 static void *cu_alloc(Backend *b, size_t bytes) { return device_alloc(b, b->alloc_what, bytes); }
 static void cu_release(Backend *b, void *p) { device_free(b, p); }
-static void cu_zero(Backend *b, void *p, size_t bytes) { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream(b))); }
+static void cu_zero(Backend *b, void *p, size_t bytes) {
+    CudaImpl *c = impl(b);
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream(b)));
+    c->zeroed = p, c->zeroed_bytes = bytes, c->zeroed_at = c->queued;
+}
 static void cu_copy(Backend *b, void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream(b)));
 }
@@ -231,6 +259,7 @@ static void cu_copy(Backend *b, void *dst, const void *src, size_t bytes) {
 // Through the pinned ring (see CudaImpl), so the host never waits; larger uploads (start-up only) copy directly.
 static void cu_upload(Backend *b, void *dst, const void *host_src, size_t bytes) {
     CudaImpl *c = impl(b);
+    c->queued++;
     const size_t need = (bytes + 255) & ~(size_t)255;
     if (need > RING_HALF) {
         CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->compute));
@@ -270,6 +299,7 @@ static void check_elem_size(const char *fn, size_t elem_size) {
 static void cu_upload_f64(Backend *b, void *dst, size_t elem_size, const double *host_src, size_t n) {
     check_elem_size("upload_f64", elem_size);
     CudaImpl *c = impl(b);
+    c->queued++;
     CUDA_CHECK(cudaEventRecord(c->compute_mark, c->compute));
     CUDA_CHECK(cudaStreamWaitEvent(c->copy, c->compute_mark, 0));
     const size_t chunk = STAGING_MAX_BYTES / elem_size;
@@ -335,28 +365,139 @@ static void cu_layernorm_bwd(Backend *b, void *dinp, void *dw, void *dbias, cons
                              const void *w, const void *mean, const void *rstd, int R, int C) {
     cuda_layernorm_bwd(stream(b), dinp, dw, dbias, dout, inp, w, mean, rstd, R, C);
 }
+// ---- attention: our kernels, or cuDNN's (model.attention: cudnn) for the calls it supports
+
+static int g_cudnn_backends = 0;  // live backends with model.attention: cudnn (an eval probe may make a second)
+
+// Does cuDNN run attention of this shape? Decided at the shape's first call (cuDNN builds its forward and backward
+// plans then) and remembered; a shape left to our kernels is printed once with the reason, so the log says which
+// kernels ran. Frame-causal attention (the action-conditioned predictor) always runs ours: the cuDNN graphs here
+// have no such mask. A failure that is not "unsupported" exits: it is a broken cuDNN, not a shape to route around.
+static int attn_uses_cudnn(CudaImpl *c, int B, int N, int H, int hd, int frame_tokens) {
+    if (!c->attn_cudnn || B <= 0 || N <= 0) return 0;  // nothing to compute: ours returns at once
+    const AttnShape key = {B, N, H, hd, frame_tokens, 0};
+    for (size_t i = 0; i < c->n_attn_shapes; i++) {
+        const AttnShape *e = &c->attn_shapes[i];
+        if (e->B == B && e->N == N && e->H == H && e->hd == hd && e->frame_tokens == frame_tokens) return e->cudnn;
+    }
+    char why[2048] = "";
+    int use = 0;
+    if (frame_tokens > 0) {
+        snprintf(why, sizeof why, "frame-causal mask (%d tokens a frame), which the cuDNN graphs here do not have",
+                 frame_tokens);
+    } else {
+        const int rc = cudnn_attention_prepare(B, N, H, hd, why, sizeof why);
+        if (rc < 0)
+            die_internal("model.attention: cudnn: building cuDNN's plans for B%d N%d H%d hd%d failed: %s\n---> HINT: "
+                         "set model.attention=native", B, N, H, hd, why);
+        use = rc == 1;
+    }
+    int cudnn_before = 0;
+    for (size_t i = 0; i < c->n_attn_shapes; i++) cudnn_before += c->attn_shapes[i].cudnn;
+    if (!use) printf("attention: B%d N%d H%d hd%d runs our kernels, not cuDNN: %s\n", B, N, H, hd, why);
+    else if (!cudnn_before) printf("attention: B%d N%d H%d hd%d runs cuDNN (%s); later shapes build their own plans\n",
+                                   B, N, H, hd, why);
+    fflush(stdout);
+    if (c->n_attn_shapes == c->cap_attn_shapes) {
+        c->cap_attn_shapes = c->cap_attn_shapes ? 2 * c->cap_attn_shapes : 32;
+        c->attn_shapes = xrealloc(c->attn_shapes, c->cap_attn_shapes * sizeof(*c->attn_shapes));
+    }
+    c->attn_shapes[c->n_attn_shapes] = key;
+    c->attn_shapes[c->n_attn_shapes++].cudnn = use;
+    return use;
+}
+
+// cuDNN needs every pointer 16-byte aligned; our arena's are, but a call that is not gets our kernels (correct either
+// way), said once.
+static int attn_aligned(CudaImpl *c, const void *const *ptrs, int n) {
+    for (int i = 0; i < n; i++)
+        if (ptrs[i] && (uintptr_t)ptrs[i] % 16 != 0) {
+            if (!c->attn_told_align)
+                printf("attention: a buffer at %p is not 16-byte aligned: our kernels run that call\n", ptrs[i]);
+            c->attn_told_align = 1;
+            return 0;
+        }
+    return 1;
+}
+
 static void cu_attention_fwd(Backend *b, void *out, void *lse, const void *qkv, int B, int N, int H, int hd,
                              int frame_tokens) {
+    CudaImpl *c = impl(b);
+    const void *const ptrs[] = {out, lse, qkv};
+    if (attn_uses_cudnn(c, B, N, H, hd, frame_tokens) && attn_aligned(c, ptrs, 3)) {
+        cudnn_attention_fwd(stream(b), out, lse, qkv, B, N, H, hd);
+        return;
+    }
     cuda_attention_fwd(stream(b), out, lse, qkv, B, N, H, hd, frame_tokens);
 }
-// The backward's scratch grows to the largest shape seen (token counts vary per step). Growing waits for the queued
-// work that may still use the old buffer; it happens a few times early in a run.
+
+// A scratch buffer grown to `need` (whole MiB) if smaller: token counts vary per step, so it follows the largest shape
+// seen. Growing waits for the queued work that may still use the old buffer (a few times early in a run). 1: grown.
+static int grow_scratch(Backend *b, void **p, size_t *bytes, size_t need, const char *what) {
+    if (need <= *bytes) return 0;
+    if (*p) {
+        CUDA_CHECK(cudaStreamSynchronize(impl(b)->compute));
+        device_free(b, *p);
+    }
+    *bytes = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    *p = device_alloc(b, what, *bytes);
+    return 1;
+}
+
+// cuDNN WRITES dqkv [B,N,3,H,hd]; backend.h says ADD. When dqkv is exactly what was zeroed last, with nothing queued
+// since (the model's pattern), writing is adding to zero; otherwise cuDNN writes a scratch buffer (grown to the
+// largest shape seen) that is then added.
+static void cudnn_bwd_accumulating(Backend *b, void *dqkv, const void *dout, const void *qkv, const void *out,
+                                   const void *lse, int B, int N, int H, int hd) {
+    CudaImpl *c = impl(b);
+    const size_t n = (size_t)B * N * 3 * H * hd, bytes = n * sizeof(bf16_bits);
+    if (c->zeroed == dqkv && c->zeroed_bytes >= bytes && c->zeroed_at == c->queued) {
+        cudnn_attention_bwd(stream(b), dqkv, dout, qkv, out, lse, B, N, H, hd);
+        return;
+    }
+    grow_scratch(b, &c->attn_dqkv, &c->attn_dqkv_bytes, bytes, "the cuDNN attention backward's dqkv scratch");
+    cudnn_attention_bwd(stream(b), c->attn_dqkv, dout, qkv, out, lse, B, N, H, hd);
+    cuda_accumulate(stream(b), dqkv, c->attn_dqkv, n);
+}
+
+// Our backward's workspace is a grow_scratch buffer too.
 static void cu_attention_bwd(Backend *b, void *dqkv, const void *dout, const void *qkv, const void *out,
                              const void *lse, int B, int N, int H, int hd, int frame_tokens) {
     CudaImpl *c = impl(b);
-    const size_t need = cuda_attention_bwd_workspace(B, N, H, hd);
-    if (need > c->attn_ws_bytes) {
-        if (c->attn_ws) {
-            CUDA_CHECK(cudaStreamSynchronize(c->compute));
-            device_free(b, c->attn_ws);
-        }
-        const size_t bytes = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);  // whole MiB
-        c->attn_ws = device_alloc(b, "the attention backward workspace", bytes);
-        c->attn_ws_bytes = bytes;
-        cuda_attention_set_workspace(c->attn_ws, bytes);
+    const void *const ptrs[] = {dqkv, dout, qkv, out, lse};
+    if (attn_uses_cudnn(c, B, N, H, hd, frame_tokens) && attn_aligned(c, ptrs, 5)) {
+        cudnn_bwd_accumulating(b, dqkv, dout, qkv, out, lse, B, N, H, hd);
+        return;
     }
+    if (grow_scratch(b, &c->attn_ws, &c->attn_ws_bytes, cuda_attention_bwd_workspace(B, N, H, hd),
+                     "the attention backward workspace"))
+        cuda_attention_set_workspace(c->attn_ws, c->attn_ws_bytes);
     cuda_attention_bwd(stream(b), dqkv, dout, qkv, out, lse, B, N, H, hd, frame_tokens);
 }
+
+void backend_cuda_use_cudnn_attention(Backend *b, char *what, size_t n) {
+    char why[768];
+    if (!cudnn_attention_available(why, sizeof why))
+        die_input("model.attention: cudnn, but %s\n---> HINT: set model.attention=native", why);
+    impl(b)->attn_cudnn = 1;
+    g_cudnn_backends++;
+    snprintf(what, n, "%s", why);
+}
+
+// The summary at the end: how many shapes ran where, and whether the plan table kept up (evictions mean rebuilds).
+// The plans are process-wide (cudnn_attention.c): the last backend using them frees them.
+static void attn_summary(CudaImpl *c) {
+    if (!c->attn_cudnn) return;
+    long built = 0, evicted = 0;
+    cudnn_attention_stats(&built, &evicted);
+    size_t on_cudnn = 0;
+    for (size_t i = 0; i < c->n_attn_shapes; i++) on_cudnn += (size_t)c->attn_shapes[i].cudnn;
+    printf("attention: %zu shapes ran cuDNN, %zu ours; cuDNN plans built %ld, evicted %ld\n", on_cudnn,
+           c->n_attn_shapes - on_cudnn, built, evicted);
+    fflush(stdout);
+    if (--g_cudnn_backends == 0) cudnn_attention_release();
+}
+
 static void cu_rope_qk(Backend *b, void *qkv, const int32_t *pos, int B, int N, int H, int hd, int grid_h, int grid_w,
                        int transpose) {
     cuda_rope_qk(stream(b), qkv, pos, B, N, H, hd, grid_h, grid_w, transpose);
@@ -441,6 +582,7 @@ static float *cu_input_host(Backend *b, int slot, size_t n) {
 static void cu_upload_input(Backend *b, int slot, void *dst, size_t n) {
     CudaImpl *c = impl(b);
     JEPA_ASSERT(n <= c->in_elems[slot]);
+    c->queued++;
     CUDA_CHECK(cudaStreamWaitEvent(c->copy, c->in_consumed[slot], 0));
     CUDA_CHECK(cudaMemcpyAsync(c->in_dev[slot], c->in_host[slot], n * sizeof(float), cudaMemcpyHostToDevice, c->copy));
     CUDA_CHECK(cudaEventRecord(c->in_copied[slot], c->copy));
@@ -466,6 +608,9 @@ static void cu_destroy(Backend *b) {
         cuda_attention_set_workspace(NULL, 0);
         device_free(b, c->attn_ws);
     }
+    attn_summary(c);
+    if (c->attn_dqkv) device_free(b, c->attn_dqkv);
+    free(c->attn_shapes);
     for (int i = 0; i < 2; i++) {
         if (c->up[i]) CUDA_CHECK(cudaFreeHost(c->up[i]));
         CUDA_CHECK(cudaEventDestroy(c->up_free[i]));

@@ -16,6 +16,11 @@ void backend_cuda_describe(int device, char *buf, size_t n);
 // master weights, gradients and optimizer state (msize 4). deterministic: fixed GEMM algorithms, no in-place split-K.
 // Exits 2 naming the GPU when its compute capability is below 8.0.
 Backend *backend_cuda_create(int device, int deterministic);
+// model.attention: cudnn. From now on attention runs cuDNN's fused kernels (host/cudnn_attention.h) for every call
+// cuDNN supports, our kernels for the rest (frame-causal masks, head dims cuDNN rejects), decided per shape at its
+// first call and printed once when ours run; what: the cuDNN version and device. Exits 2 when cuDNN is not built in or
+// cannot start. Not bitwise reproducible (cuDNN's backward adds dQ with atomics).
+void backend_cuda_use_cudnn_attention(Backend *b, char *what, size_t n);
 // The CUDA libraries this binary was compiled against ("none" without CUDA), for jepa --version.
 void cuda_build_info(char *buf, size_t n);
 // The compute stream of a CUDA backend (a cudaStream_t), on which every op is queued: timers record events there.

@@ -123,6 +123,9 @@ static const SchemaRow schema[] = {
              "mask tokens start at zero"),
     ROW_BOOL("model.checkpoint_activations", CFG(model.checkpoint_activations), "false",
              "recompute each block's forward in the backward"),
+    ROW_ENUM("model.attention", CFG(model.attention), "native", "native|cudnn",
+             "attention kernels on the GPU: native = ours; cudnn = cuDNN's fused attention where it supports the call "
+             "(else ours; the run log says which); needs meta.device cuda and meta.deterministic false"),
     ROW_ENUM("model.kind", CFG(ac.kind), "vjepa", "vjepa|ac",
              "vjepa: V-JEPA pretraining; ac: train an action-conditioned predictor on a frozen encoder (jepa plan)"),
 
@@ -997,6 +1000,13 @@ void config_validate(const Config *cfg) {
     require(cfg->data_aug.reprob == 0, "data_aug.reprob: only 0 is supported (no random erasing), got %g",
             cfg->data_aug.reprob);
     validate_model(cfg);
+    // cuDNN's attention runs only on the GPU, and its backward adds dQ with atomics (not bitwise reproducible)
+    require(strcmp(cfg->model.attention, "cudnn") || strcmp(cfg->meta.device, "cpu"),
+            "model.attention: cudnn needs the GPU, but meta.device is cpu\n---> HINT: set meta.device=cuda, or "
+            "model.attention=native");
+    require(strcmp(cfg->model.attention, "cudnn") || !cfg->meta.deterministic,
+            "model.attention: cudnn is not bitwise reproducible (its backward adds dQ with atomics), but "
+            "meta.deterministic is true\n---> HINT: set meta.deterministic=false, or model.attention=native");
     require(cfg->data.datasets_weights.count == 0 || cfg->data.datasets_weights.count == cfg->data.datasets.count,
             "data.datasets_weights has %d values but data.datasets lists %d stores (give one weight per store, or [])",
             cfg->data.datasets_weights.count, cfg->data.datasets.count);

@@ -66,6 +66,7 @@ typedef struct {
         int depth_scaled_init;  // attn.proj and mlp.fc2 of block l initialised with std 0.02/sqrt(2l) (V-JEPA 2)
         int use_mask_tokens, zero_init_mask_tokens;
         int checkpoint_activations;  // recompute each block's forward in the backward
+        char attention[8];      // native (kernels/attention*.cu) | cudnn (cuDNN's fused attention, CUDA only)
     } model;
     struct {
         int ipe;                // iterations per epoch

@@ -37,6 +37,16 @@
 
 #include "common.h"
 
+// Pure C, in every build (tests/test_cudnn_plan_cache.c): the first free slot, else the least recently used.
+int cudnn_plan_victim(const unsigned long long *last_use, int n) {
+    int victim = 0;
+    for (int i = 0; i < n; i++) {
+        if (last_use[i] == 0) return i;
+        if (last_use[i] < last_use[victim]) victim = i;
+    }
+    return victim;
+}
+
 #if !defined(JEPA_CUDA) || !defined(JEPA_HAVE_CUDNN)
 
 static const char NOT_BUILT[] =
@@ -60,6 +70,7 @@ void cudnn_attention_bwd(cuda_stream s, bf16_bits *dqkv, const bf16_bits *dout, 
     die_internal("cudnn_attention_bwd: %s", NOT_BUILT);
 }
 void cudnn_attention_release(void) {}
+void cudnn_attention_stats(long *built, long *evicted) { *built = *evicted = 0; }
 
 #else
 
@@ -270,7 +281,10 @@ static void reshape(Builder *b, const char *name, Desc x, Desc y) {
 typedef enum { KIND_FWD = 0, KIND_BWD = 1 } Kind;
 static const char *const kind_name[2] = {"fwd", "bwd"};
 
-#define PLAN_SLOTS 16
+// Plans (a forward and a backward per shape) kept at once. The context encoder's and the predictor's token counts
+// follow the masks (the micro-batch minimum), so a run meets a few dozen to a few hundred shapes; rebuilding one
+// costs milliseconds to a second, so the table holds them all in practice and evicts only beyond that.
+#define PLAN_SLOTS 256
 
 typedef struct {
     int live;
@@ -291,8 +305,26 @@ static cudnnHandle_t g_handle = NULL;
 static int g_device = -1;
 static Plan g_plans[PLAN_SLOTS];
 static unsigned long long g_clock = 0;
+static long g_built = 0, g_evicted = 0;  // plans built, live plans evicted (cudnn_attention_stats)
 static void *g_ws = NULL;  // device workspace, grown on demand
 static size_t g_ws_bytes = 0;
+
+// The table's size in use: PLAN_SLOTS, or JEPA_CUDNN_PLANS (2..PLAN_SLOTS) to exercise eviction in tests.
+static int plan_slots(void) {
+    static int slots = 0;
+    if (!slots) {
+        const char *e = getenv("JEPA_CUDNN_PLANS");
+        slots = PLAN_SLOTS;
+        if (e && *e) {
+            char *end = NULL;
+            const long v = strtol(e, &end, 10);
+            if (*end || v < 2 || v > PLAN_SLOTS)
+                die_input("JEPA_CUDNN_PLANS: expected a whole number from 2 to %d, got '%s'", PLAN_SLOTS, e);
+            slots = (int)v;
+        }
+    }
+    return slots;
+}
 
 static size_t align256(size_t bytes) { return (bytes + 255) & ~(size_t)255; }
 
@@ -615,20 +647,19 @@ static Plan *plan_get(Kind kind, int B, int N, int H, int hd, char *why, size_t 
     cudnnHandle_t h = handle_try(why, n);
     if (!h) return NULL;
     const int pad = kind == KIND_BWD ? bwd_padding(N) : 0;
-    Plan *slot = NULL;
-    for (int i = 0; i < PLAN_SLOTS; i++) {
+    const int slots = plan_slots();
+    unsigned long long last_use[PLAN_SLOTS];  // 0: free
+    for (int i = 0; i < slots; i++) {
         Plan *p = &g_plans[i];
         if (p->live && p->kind == kind && p->B == B && p->N == N && p->H == H && p->hd == hd && p->pad == pad) {
             p->last_use = ++g_clock;
             *rc = 1;
             return p;
         }
-        if (!p->live) {
-            if (!slot || slot->live) slot = p;
-        } else if (!slot || (slot->live && p->last_use < slot->last_use)) {
-            slot = p;
-        }
+        last_use[i] = p->live ? p->last_use : 0;
     }
+    Plan *slot = &g_plans[cudnn_plan_victim(last_use, slots)];
+    if (slot->live) g_evicted++;
     plan_free(slot);  // a free slot, else the least recently used
 
     Plan *p = slot;
@@ -664,6 +695,7 @@ static Plan *plan_get(Kind kind, int B, int N, int H, int hd, char *why, size_t 
     p->n_desc = b.n_desc;
     p->live = 1;
     p->last_use = ++g_clock;
+    g_built++;
     *rc = 1;
     return p;
 }
@@ -820,6 +852,12 @@ void cudnn_attention_release(void) {
     g_handle = NULL;
     g_device = -1;
     g_clock = 0;
+    g_built = g_evicted = 0;
+}
+
+void cudnn_attention_stats(long *built, long *evicted) {
+    *built = g_built;
+    *evicted = g_evicted;
 }
 
 #endif

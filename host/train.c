@@ -37,9 +37,18 @@ Backend *train_backend(const Config *cfg, char *device, size_t n) {
         const int gpu = dist_local_rank() % gpus;  // the launcher's local rank picks the GPU
         Backend *be = backend_cuda_create(gpu, cfg->meta.deterministic);
         backend_cuda_describe(gpu, device, n);
+        if (strcmp(cfg->model.attention, "cudnn") == 0) {  // the device line names the attention that runs
+            char what[768];
+            backend_cuda_use_cudnn_attention(be, what, sizeof what);
+            const size_t used = strlen(device);
+            snprintf(device + used, n - used, " | attention: cuDNN fused (%s), ours where it does not apply", what);
+        }
         return be;
     }
     if (why[0]) printf("meta.device auto: %s; running on the CPU\n", why);
+    if (strcmp(cfg->model.attention, "cudnn") == 0)
+        die_input("model.attention: cudnn needs the GPU, but meta.device auto found none (%s)\n---> HINT: set "
+                  "model.attention=native, or run where a GPU is", why);
     if (strcmp(cfg->meta.dtype, "float32") != 0)
         die_input("meta.dtype: the CPU backend computes in float32, not '%s'%s\n---> HINT: set meta.dtype=float32",
                   cfg->meta.dtype, why[0] ? " (meta.device auto found no GPU)" : "");

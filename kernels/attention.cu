@@ -61,6 +61,12 @@
 // attention_sm90.cu: runs the sm_90a forward and returns 1 when it is opted in and applies, else 0 (nothing done).
 extern "C" int cuda_attention_fwd_sm90(cudaStream_t s, bf16 *out, float *lse, const bf16 *qkv, int B, int N, int H,
                                        int hd, int frame_tokens);
+// ... and the sm_90a backward (D already computed; ws: the workspace past D), and the extra workspace it needs
+// (0 unless JEPA_ATTN_SM90=1 and hd 64, so the default size is unchanged).
+extern "C" int cuda_attention_bwd_sm90(cudaStream_t s, bf16 *dqkv, const bf16 *dout, const bf16 *qkv,
+                                       const float *lse, const float *D, void *ws, size_t ws_bytes, int B, int N,
+                                       int H, int hd, int frame_tokens);
+extern "C" size_t cuda_attention_bwd_sm90_workspace(int B, int N, int H, int hd);
 
 // Workspace set by the backend before any backward (cuda_attention_set_workspace); one device, one stream.
 static void *attn_workspace = NULL;
@@ -843,11 +849,16 @@ extern "C" void cuda_attention_fwd(cuda_stream stream, bf16_bits *out, float *ls
     }
 }
 
-extern "C" size_t cuda_attention_bwd_workspace(int B, int N, int H, int hd) {
-    (void)hd;
+// D [B,H,N] fp32, what the mma.sync and scalar backwards need
+static size_t attn_bwd_d_bytes(int B, int N, int H) {
     if (B <= 0 || N <= 0 || H <= 0) return 0;
-    const size_t bytes = (size_t)B * H * N * sizeof(float);  // D [B,H,N]
+    const size_t bytes = (size_t)B * H * N * sizeof(float);
     return (bytes + 255) / 256 * 256;
+}
+
+extern "C" size_t cuda_attention_bwd_workspace(int B, int N, int H, int hd) {
+    if (B <= 0 || N <= 0 || H <= 0) return 0;
+    return attn_bwd_d_bytes(B, N, H) + cuda_attention_bwd_sm90_workspace(B, N, H, hd);  // D, then sm90's dQ partials
 }
 
 extern "C" void cuda_attention_set_workspace(void *workspace, size_t bytes) {
@@ -860,7 +871,7 @@ extern "C" void cuda_attention_bwd(cuda_stream stream, bf16_bits *dqkv, const bf
                                    int frame_tokens) {
     if (B <= 0 || N <= 0) return;
     attn_check_shape("cuda_attention_bwd", B, N, H, hd);
-    const size_t need = cuda_attention_bwd_workspace(B, N, H, hd);
+    const size_t need = attn_bwd_d_bytes(B, N, H);  // the sm90 path checks its own part
     if (!attn_workspace || attn_workspace_bytes < need) {
         fflush(stdout);
         fprintf(stderr,
@@ -892,6 +903,10 @@ extern "C" void cuda_attention_bwd(cuda_stream stream, bf16_bits *dqkv, const bf
         CUDA_CHECK_LAUNCH();
         return;
     }
+    // opt-in Hopper path (attention_sm90.cu: JEPA_ATTN_SM90=1, cc 9.0, hd 64, non-causal, workspace; unverified)
+    if (cuda_attention_bwd_sm90(s, p.dqkv, p.dout, p.qkv, lse, p.D, (char *)attn_workspace + need,
+                                attn_workspace_bytes - need, B, N, H, hd, frame_tokens))
+        return;
     switch (attn_padded_hd(hd)) {
         case 32: attn_bwd_launch<32>(p, s); break;
         case 64: attn_bwd_launch<64>(p, s); break;

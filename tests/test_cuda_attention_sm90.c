@@ -1,10 +1,21 @@
-// test_cuda_attention_sm90.c: the opt-in Hopper forward (kernels/attention_sm90.cu, JEPA_ATTN_SM90=1) against the
-// CPU reference (attention_cpu.c through a cpu-f32 Backend) on fresh random bf16 inputs, head dim 64, non-causal:
+// test_cuda_attention_sm90.c: the opt-in Hopper forward and backward (kernels/attention_sm90.cu, JEPA_ATTN_SM90=1)
+// against the CPU reference (attention_cpu.c through a cpu-f32 Backend) on fresh random bf16 inputs, head dim 64,
+// non-causal. Forward:
 //   - B2 H4 at N 100 (one partial key tile, one partial query CTA), 257 (a 1-key tail tile), 1568 (13 tiles, tail of
 //     32), and N 257 with q x4 (peaky rows: the online rescaling across tiles matters); every (b,h) checked;
 //   - out and lse poisoned (0xFF = NaN) before each run, so an unwritten element fails;
 //   - the sm_90a kernel must actually have run (its launch counter moved), and an ineligible call (frame-causal,
 //     or hd 32) with the variable set must take the existing path and still be right.
+// Backward (through cuda_attention_bwd, which runs attention.cu's D pre-pass, then the sm_90a kernels):
+//   - B2 H3 at N 100 (a tail key tile whose second 64-key half is partly past N, one partial query tile), 64 (the
+//     second half wholly past N), 257, and B1 H2 N1568; every (b,h); the inputs out and lse are the CPU forward's
+//     (out rounded to bf16), so a forward error does not show up here;
+//   - dqkv prefilled with known random values (per slot at the reference gradient's rms) and the increment of each
+//     of dq, dk, dv compared; the workspace (dQ partials) poisoned with NaN first, so a partial row the kernel
+//     does not write fails; run twice from the same prefill: bitwise identical (no atomics);
+//   - both dQ schemes: per-key-tile partials (default) and JEPA_ATTN_SM90_DQ=ordered (N 257 and 1568);
+//   - the sm_90a backward must have run (its launch counter), and must not where it does not apply: frame-causal,
+//     and a workspace sized with the variable unset (too small for the partials): the mma.sync path then runs.
 // SKIP with the reason without a CUDA build, without a device, or on a device that is not compute capability 9.0.
 #include <math.h>
 #include <stdint.h>
@@ -30,13 +41,18 @@ int main(void) {
 #include "cuda_ops.h"
 #include "cuda_test.h"
 
-long cuda_attention_sm90_launches(void);  // kernels/attention_sm90.cu
+long cuda_attention_sm90_launches(void);      // kernels/attention_sm90.cu
+long cuda_attention_sm90_bwd_launches(void);  // kernels/attention_sm90.cu
 
 // Tolerances as tests/test_cuda_attention.c (the same bf16 rounding of P before P V and of out: ~2e-3 expected;
 // a wrong tile, swizzle or mask moves out by 1e-1 or more). lse: fp32 on both sides, ~1e-6 expected.
 #define TOL_OUT 1e-2
 #define TOL_LSE 2e-5
 #define TOL_LSE_ABS 1e-4
+// dq, dk, dv: as tests/test_cuda_attention.c (P and dS rounded to bf16 before their products, bf16(prefill + grad)
+// stored: ~2.5e-3 expected, 1e-2 is 4x; a missing key tile, a wrong swizzle or an overwrite instead of += gives
+// 1e-1 or more). The dQ partials are summed in fp32 over key tiles, as the mma.sync kernel sums in registers.
+#define TOL_GRAD 1e-2
 #define TEST_SEED 9090
 
 static uint64_t draw_index = 0;
@@ -123,7 +139,192 @@ static void run_case(const Case *c) {
     CU(cudaFree(d_lse));
 }
 
+// ---------------------------------------------------------------- backward
+typedef struct {
+    int B, N, H, hd, ft;
+    int small_ws;     // size the workspace with JEPA_ATTN_SM90 unset (D only): the sm_90a path must decline
+    int expect_sm90;  // the sm_90a backward must run (1) or must not (0)
+    int ordered;      // JEPA_ATTN_SM90_DQ=ordered: dQ summed in key-tile order into one buffer (else partials)
+} BwdCase;
+
+// The CPU forward (out rounded to bf16: what the GPU reads) and backward of every (b,h), as B = H = 1 slices.
+static void bwd_reference(const Sizes *z, int ft, const uint16_t *qkv, const uint16_t *dout, uint16_t *out_b,
+                          float *lse_b, float *ref_g /* [B*H][N][3][hd] */) {
+    const int N = z->N, hd = z->hd;
+    const size_t sq = (size_t)N * 3 * hd, so = (size_t)N * hd;
+    float *h_qkv = xmalloc(sq * 4), *h_o = xmalloc(so * 4), *h_do = xmalloc(so * 4), *h_l = xmalloc((size_t)N * 4);
+    void *c_qkv = cpu->alloc(cpu, sq * 4), *c_o = cpu->alloc(cpu, so * 4), *c_l = cpu->alloc(cpu, (size_t)N * 4);
+    void *c_do = cpu->alloc(cpu, so * 4), *c_g = cpu->alloc(cpu, sq * 4);
+    for (int b = 0; b < z->B; b++)
+        for (int h = 0; h < z->H; h++) {
+            for (int n = 0; n < N; n++)
+                for (int s = 0; s < 3; s++)
+                    for (int d = 0; d < hd; d++)
+                        h_qkv[((size_t)n * 3 + s) * hd + d] = f32_from_bf16(qkv[qkv_index(z, b, n, s, h, d)]);
+            cpu->upload(cpu, c_qkv, h_qkv, sq * 4);
+            cpu->attention_fwd(cpu, c_o, c_l, c_qkv, 1, N, 1, hd, ft);
+            cpu->download(cpu, h_o, c_o, so * 4);
+            cpu->download(cpu, h_l, c_l, (size_t)N * 4);
+            for (int n = 0; n < N; n++) {
+                for (int d = 0; d < hd; d++) {
+                    const uint16_t ob = bf16_from_f32(h_o[(size_t)n * hd + d]);
+                    out_b[o_index(z, b, n, h, d)] = ob;
+                    h_o[(size_t)n * hd + d] = f32_from_bf16(ob);
+                    h_do[(size_t)n * hd + d] = f32_from_bf16(dout[o_index(z, b, n, h, d)]);
+                }
+                lse_b[l_index(z, b, h, n)] = h_l[n];
+            }
+            cpu->upload(cpu, c_o, h_o, so * 4);
+            cpu->upload(cpu, c_do, h_do, so * 4);
+            cpu->zero(cpu, c_g, sq * 4);
+            cpu->attention_bwd(cpu, c_g, c_do, c_qkv, c_o, c_l, 1, N, 1, hd, ft);
+            cpu->download(cpu, ref_g + ((size_t)b * z->H + h) * sq, c_g, sq * 4);
+        }
+    cpu->release(cpu, c_qkv);
+    cpu->release(cpu, c_o);
+    cpu->release(cpu, c_l);
+    cpu->release(cpu, c_do);
+    cpu->release(cpu, c_g);
+    free(h_qkv);
+    free(h_o);
+    free(h_do);
+    free(h_l);
+}
+
+static void run_bwd_case(const BwdCase *c) {
+    const int B = c->B, N = c->N, H = c->H, hd = c->hd, ft = c->ft;
+    const Sizes z = {(size_t)B * N * 3 * H * hd, (size_t)B * N * H * hd, (size_t)B * H * N, B, N, H, hd};
+    char tag[160], name[256];
+    snprintf(tag, sizeof tag, "%s bwd B%d N%d H%d hd%d ft%d%s%s", GROUP, B, N, H, hd, ft,
+             c->small_ws ? " (workspace without the partials)" : "", c->ordered ? " dQ ordered" : "");
+    uint16_t *qkv = rand_bf16_stream(TEST_SEED, &draw_index, z.n_qkv, 1.0);  // [B,N,3,H,hd]
+    uint16_t *dout = rand_bf16_stream(TEST_SEED, &draw_index, z.n_o, 1.0);  // [B,N,H,hd]
+    uint16_t *out_b = xmalloc(z.n_o * 2);                                     // [B,N,H,hd]
+    float *lse_b = xmalloc(z.n_l * 4);                                        // [B,H,N]
+    const size_t sq = (size_t)N * 3 * hd;
+    float *ref_g = xmalloc((size_t)B * H * sq * 4);  // [B*H][N][3][hd]
+    bwd_reference(&z, ft, qkv, dout, out_b, lse_b, ref_g);
+
+    // prefill: per slot, random values at the reference gradient's rms (floored at a tenth of the largest slot's:
+    // dq, dk vanish where a row sees one key only)
+    double rms[3] = {0, 0, 0};
+    for (size_t k = 0; k < (size_t)B * H * N; k++)
+        for (int s = 0; s < 3; s++)
+            for (int d = 0; d < hd; d++) rms[s] += (double)ref_g[(k * 3 + s) * hd + d] * ref_g[(k * 3 + s) * hd + d];
+    for (int s = 0; s < 3; s++) rms[s] = sqrt(rms[s] / ((double)B * H * N * hd));
+    const double top = fmax(rms[0], fmax(rms[1], rms[2]));
+    uint16_t *pre = rand_bf16_stream(TEST_SEED, &draw_index, z.n_qkv, 1.0);  // [B,N,3,H,hd]
+    for (size_t i = 0; i < z.n_qkv; i++) {
+        const int s = (int)(i / ((size_t)H * hd) % 3);
+        pre[i] = bf16_from_f32(f32_from_bf16(pre[i]) * (float)fmax(rms[s], 0.1 * top));
+    }
+
+    if (c->ordered) setenv("JEPA_ATTN_SM90_DQ", "ordered", 1);
+    else unsetenv("JEPA_ATTN_SM90_DQ");
+    if (c->small_ws) unsetenv("JEPA_ATTN_SM90");
+    const size_t ws_bytes = cuda_attention_bwd_workspace(B, N, H, hd);
+    setenv("JEPA_ATTN_SM90", "1", 1);
+    void *d_qkv, *d_out, *d_dout, *d_dqkv, *d_ws;
+    float *d_lse;
+    CU(cudaMalloc(&d_qkv, z.n_qkv * 2));
+    CU(cudaMalloc(&d_out, z.n_o * 2));
+    CU(cudaMalloc(&d_dout, z.n_o * 2));
+    CU(cudaMalloc(&d_dqkv, z.n_qkv * 2));
+    CU(cudaMalloc((void **)&d_lse, z.n_l * 4));
+    CU(cudaMalloc(&d_ws, ws_bytes));
+    cuda_attention_set_workspace(d_ws, ws_bytes);
+    CU(cudaMemcpy(d_qkv, qkv, z.n_qkv * 2, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(d_out, out_b, z.n_o * 2, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(d_dout, dout, z.n_o * 2, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(d_lse, lse_b, z.n_l * 4, cudaMemcpyHostToDevice));
+    uint16_t *g[2] = {xmalloc(z.n_qkv * 2), xmalloc(z.n_qkv * 2)};
+    const long before = cuda_attention_sm90_bwd_launches();
+    for (int rep = 0; rep < 2; rep++) {
+        CU(cudaMemcpy(d_dqkv, pre, z.n_qkv * 2, cudaMemcpyHostToDevice));
+        CU(cudaMemset(d_ws, 0xFF, ws_bytes));  // NaN: an unwritten dQ partial poisons dq
+        cuda_attention_bwd((cuda_stream)0, d_dqkv, d_dout, d_qkv, d_out, d_lse, B, N, H, hd, ft);
+        CU(cudaGetLastError());
+        CU(cudaDeviceSynchronize());
+        CU(cudaMemcpy(g[rep], d_dqkv, z.n_qkv * 2, cudaMemcpyDeviceToHost));
+    }
+    const long ran = cuda_attention_sm90_bwd_launches() - before;
+    snprintf(name, sizeof name, "%s %s the sm_90a backward", tag, c->expect_sm90 ? "runs" : "does not run");
+    TEST_CHECK(name, ran == 2 * c->expect_sm90, "%ld sm_90a backward launches in 2 runs, expected %d", ran,
+               2 * c->expect_sm90);
+
+    static const char *slot_name[3] = {"dq", "dk", "dv"};
+    Cmp cg[3];
+    memset(cg, 0, sizeof cg);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int n = 0; n < N; n++)
+                for (int s = 0; s < 3; s++)
+                    for (int d = 0; d < hd; d++) {
+                        const size_t i = qkv_index(&z, b, n, s, h, d);
+                        const double got = (double)f32_from_bf16(g[0][i]) - (double)f32_from_bf16(pre[i]);
+                        cmp_add(&cg[s], got, ref_g[(((size_t)b * H + h) * N + n) * 3 * hd + (size_t)s * hd + d], b,
+                                n, h, d);
+                    }
+    const double floor = 0.1 * sqrt(fmax(cg[0].den, fmax(cg[1].den, cg[2].den)));
+    for (int s = 0; s < 3; s++) {
+        snprintf(name, sizeof name, "%s %s +=", tag, slot_name[s]);
+        cmp_report(name, &cg[s], TOL_GRAD, 0, floor, "");
+    }
+    size_t diff = 0, first = 0;
+    for (size_t i = 0; i < z.n_qkv; i++)
+        if (g[0][i] != g[1][i] && diff++ == 0) first = i;
+    snprintf(name, sizeof name, "%s bitwise identical on a second run", tag);
+    TEST_CHECK(name, diff == 0, "%zu elements differ, first at flat index %zu: 0x%04x vs 0x%04x", diff, first,
+               g[0][first], g[1][first]);
+
+    cuda_attention_set_workspace(NULL, 0);
+    unsetenv("JEPA_ATTN_SM90_DQ");
+    free(qkv);
+    free(dout);
+    free(out_b);
+    free(lse_b);
+    free(ref_g);
+    free(pre);
+    free(g[0]);
+    free(g[1]);
+    CU(cudaFree(d_qkv));
+    CU(cudaFree(d_out));
+    CU(cudaFree(d_dout));
+    CU(cudaFree(d_dqkv));
+    CU(cudaFree(d_lse));
+    CU(cudaFree(d_ws));
+}
+
+// cuda_attention_bwd_workspace is host arithmetic (no device needed): unchanged with the variable unset or where
+// the sm_90a backward does not apply; with it, D plus the dQ partials or (ordered) the sum and the turns.
+static void check_workspace_contract(void) {
+    const char *name = GROUP " bwd workspace contract (host only)";
+    unsetenv("JEPA_ATTN_SM90_DQ");
+    unsetenv("JEPA_ATTN_SM90");
+    const size_t d_only = cuda_attention_bwd_workspace(24, 1568, 16, 64);  // D [B,H,N] fp32, 256-rounded
+    const size_t d_want = ((size_t)24 * 16 * 1568 * 4 + 255) / 256 * 256;
+    setenv("JEPA_ATTN_SM90", "1", 1);
+    const size_t part = cuda_attention_bwd_workspace(24, 1568, 16, 64);
+    const size_t hd32 = cuda_attention_bwd_workspace(24, 1568, 16, 32);
+    const size_t big = cuda_attention_bwd_workspace(24, 6272, 16, 64);  // partials 30 GB: over the cap
+    const size_t part_want = d_want + (size_t)13 * 24 * 16 * 1568 * 64 * 4;  // 13 key tiles of 128
+    setenv("JEPA_ATTN_SM90_DQ", "ordered", 1);
+    const size_t ord = cuda_attention_bwd_workspace(24, 1568, 16, 64);
+    const size_t ord_want = d_want + (size_t)24 * 16 * 1568 * 64 * 4 + ((size_t)24 * 16 * 25 * 4 + 255) / 256 * 256;
+    unsetenv("JEPA_ATTN_SM90_DQ");
+    unsetenv("JEPA_ATTN_SM90");
+    TEST_CHECK(name, d_only == d_want && part == part_want && hd32 == d_want && ord == ord_want,
+               "B24 N1568 H16: unset %zu (want %zu), set %zu (want %zu), hd 32 %zu (want %zu), N6272 %zu; "
+               "ordered %zu (want %zu)",
+               d_only, d_want, part, part_want, hd32, d_want, big, ord, ord_want);
+    char big_name[256];
+    snprintf(big_name, sizeof big_name, "%s: N6272 partials over the 3 GiB cap ask for nothing more", name);
+    const size_t big_d = ((size_t)24 * 16 * 6272 * 4 + 255) / 256 * 256;
+    TEST_CHECK(big_name, big == big_d, "%zu bytes, want D only (%zu)", big, big_d);
+}
+
 int main(void) {
+    check_workspace_contract();
     int count = 0;
     const cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0) {
@@ -154,6 +355,14 @@ int main(void) {
         {2, 257, 4, 32, 0, 1.0, 0},   // hd 32: not this kernel's
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    // {B, N, H, hd, ft, small_ws, expect_sm90, ordered}
+    static const BwdCase bwd_cases[] = {
+        {2, 100, 3, 64, 0, 0, 1, 0}, {2, 64, 3, 64, 0, 0, 1, 0}, {2, 257, 3, 64, 0, 0, 1, 0},
+        {1, 1568, 2, 64, 0, 0, 1, 0}, {2, 257, 3, 64, 0, 0, 1, 1}, {1, 1568, 2, 64, 0, 0, 1, 1},
+        {2, 257, 3, 64, 16, 0, 0, 0},  // frame-causal: not this kernel's
+        {2, 257, 3, 64, 0, 1, 0, 0},   // workspace sized without the partials
+    };
+    for (size_t i = 0; i < sizeof bwd_cases / sizeof bwd_cases[0]; i++) run_bwd_case(&bwd_cases[i]);
     unsetenv("JEPA_ATTN_SM90");
     backend_destroy(cpu);
     TEST_EXIT();

@@ -459,6 +459,9 @@ int main(void) {
         printf("INFO device 0: %s, compute capability %d.%d, %d SMs\n", prop.name, prop.major, prop.minor,
                prop.multiProcessorCount);
     }
+    // The plan table as it was when check 3 was written (16 plans; the trainer's holds 256), so that the shapes run
+    // here push the first one out and check 3 exercises a rebuild after eviction. An outer setting wins.
+    setenv("JEPA_CUDNN_PLANS", "16", 0);
     // 0. the handle: built with cuDNN and a GPU present, so a failure here is a broken installation
     {
         char why[768], name[900];
