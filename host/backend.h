@@ -56,6 +56,16 @@ struct Backend {
     // dinp[M,K] += dout @ w; dw[N,K] += dout^T @ inp; dbias[N] += sum_rows(dout). Any output may be NULL.
     void (*matmul_bwd)(Backend *b, void *dinp, void *dw, void *dbias, const void *dout, const void *inp,
                        const void *w, int M, int N, int K);
+    // The MLP's GELU around its GEMMs, fused where a backend can (backend_matmul_fwd_gelu / _bwd_dgelu below are
+    // the plain compositions, which every backend uses by default: same results as the separate ops).
+    // pre[M,N] = inp[M,K] @ w[N,K]^T + bias[N] (bias may be NULL); out[M,N] = gelu(pre), exact erf GELU.
+    void (*matmul_fwd_gelu)(Backend *b, void *out, void *pre, const void *inp, const void *w, const void *bias, int M,
+                            int N, int K);
+    // The GEMM whose input was gelu(pre), backward through the GELU as well: d_pre[M,K] = gelu'(pre) * (dout @ w),
+    // WRITTEN (=, not +=: an epilogue cannot add to it); dw[N,K] += dout^T @ inp; dbias[N] += sum_rows(dout) (dw,
+    // dbias may be NULL). scratch [M,K]: the backend's to use (dout @ w when unfused), undefined afterwards.
+    void (*matmul_bwd_dgelu)(Backend *b, void *d_pre, void *dw, void *dbias, void *scratch, const void *dout,
+                             const void *inp, const void *w, const void *pre, int M, int N, int K);
 
     // ---- normalisation
     // out[R,C] = (inp - mean) * rstd * w + bias; w and bias both NULL for the non-affine form. mean, rstd: [R] stats,
@@ -141,6 +151,22 @@ struct Backend {
 // CPU backends: double_precision 0 = fp32 (training), 1 = fp64 (finite-difference tests). threads 0 = all cores.
 Backend *backend_cpu_create(int double_precision, int threads);
 void backend_destroy(Backend *b);
+
+// The compositions behind matmul_fwd_gelu / matmul_bwd_dgelu (backend.h's definition of what they compute).
+static inline void backend_matmul_fwd_gelu(Backend *b, void *out, void *pre, const void *inp, const void *w,
+                                           const void *bias, int M, int N, int K) {
+    b->matmul_fwd(b, pre, inp, w, bias, M, N, K);
+    b->gelu_fwd(b, out, pre, (size_t)M * N);
+}
+static inline void backend_matmul_bwd_dgelu(Backend *b, void *d_pre, void *dw, void *dbias, void *scratch,
+                                            const void *dout, const void *inp, const void *w, const void *pre, int M,
+                                            int N, int K) {
+    const size_t n = (size_t)M * K;  // d_pre, scratch, pre: [M,K]
+    b->zero(b, scratch, n * b->esize);
+    b->matmul_bwd(b, scratch, dw, dbias, dout, inp, w, M, N, K);
+    b->zero(b, d_pre, n * b->esize);
+    b->gelu_bwd(b, d_pre, pre, scratch, n);
+}
 
 // alloc naming what the memory is for ("activation arena"), so that running out of it says what to lower.
 static inline void *backend_alloc(Backend *b, const char *what, size_t bytes) {

@@ -122,6 +122,9 @@ Backend *backend_cpu_create(int double_precision, int threads) {
     } else {
         cpu_set_ops_f32(b);
     }
+    // the plain compositions: the model's fused-op calls give the separate ops' results bit for bit
+    b->matmul_fwd_gelu = backend_matmul_fwd_gelu;
+    b->matmul_bwd_dgelu = backend_matmul_bwd_dgelu;
     return b;
 }
 

@@ -124,6 +124,7 @@ typedef struct {
     // every live device_alloc (pointer, bytes), for backend_cuda_memory; a few dozen, freed rarely
     struct { void *p; size_t bytes; } *live;
     size_t n_live, cap_live, bytes_now, bytes_peak;
+    int gelu_told_unfused;       // JEPA_FUSE_GELU=1: a shape the epilogue could not take was reported
 } CudaImpl;
 
 static CudaImpl *impl(Backend *b) { return (CudaImpl *)b->impl; }
@@ -356,6 +357,34 @@ static void cu_matmul_fwd(Backend *b, void *out, const void *inp, const void *w,
 static void cu_matmul_bwd(Backend *b, void *dinp, void *dw, void *dbias, const void *dout, const void *inp,
                           const void *w, int M, int N, int K) {
     cuda_matmul_bwd(stream(b), dinp, dw, dbias, dout, inp, w, M, N, K);
+}
+
+// ---- JEPA_FUSE_GELU=1 (opt-in, read at backend creation): the MLP's GELU in cuBLASLt's epilogues, which compute the
+// tanh-approximate GELU, not V-JEPA's exact erf one (kernels/matmul.cu). Off (default): backend.h's compositions.
+// A shape the epilogue cannot take runs the composition (said once).
+static int fuse_gelu_requested(void) {
+    const char *v = getenv("JEPA_FUSE_GELU");
+    if (!v || !*v || strcmp(v, "0") == 0) return 0;
+    if (strcmp(v, "1") != 0) die_input("environment: JEPA_FUSE_GELU=%s: expected 0 or 1", v);
+    return 1;
+}
+static void gelu_unfused(Backend *b, const char *which, int M, int N, int K) {
+    if (impl(b)->gelu_told_unfused) return;
+    impl(b)->gelu_told_unfused = 1;
+    printf("matmul: JEPA_FUSE_GELU: %s M=%d N=%d K=%d runs unfused (aux alignment, ld or no cuBLASLt algorithm)\n",
+           which, M, N, K);
+}
+static void cu_matmul_fwd_gelu_fused(Backend *b, void *out, void *pre, const void *inp, const void *w,
+                                     const void *bias, int M, int N, int K) {
+    if (cuda_matmul_fwd_gelu(stream(b), out, pre, inp, w, bias, M, N, K)) return;
+    gelu_unfused(b, "forward", M, N, K);
+    backend_matmul_fwd_gelu(b, out, pre, inp, w, bias, M, N, K);
+}
+static void cu_matmul_bwd_dgelu_fused(Backend *b, void *d_pre, void *dw, void *dbias, void *scratch, const void *dout,
+                                      const void *inp, const void *w, const void *pre, int M, int N, int K) {
+    if (cuda_matmul_bwd_dgelu(stream(b), d_pre, dw, dbias, dout, inp, w, pre, M, N, K)) return;
+    gelu_unfused(b, "backward", M, N, K);
+    backend_matmul_bwd_dgelu(b, d_pre, dw, dbias, scratch, dout, inp, w, pre, M, N, K);
 }
 static void cu_layernorm_fwd(Backend *b, void *out, void *mean, void *rstd, const void *inp, const void *w,
                              const void *bias, int R, int C, double eps) {
@@ -685,6 +714,10 @@ Backend *backend_cuda_create(int device, int deterministic) {
     b->input_consumed = cu_input_consumed;
     b->matmul_fwd = cu_matmul_fwd;
     b->matmul_bwd = cu_matmul_bwd;
+    const int fuse_gelu = fuse_gelu_requested();
+    if (fuse_gelu) printf("matmul: JEPA_FUSE_GELU=1: the MLP's GELU runs in cuBLASLt epilogues (tanh approximation)\n");
+    b->matmul_fwd_gelu = fuse_gelu ? cu_matmul_fwd_gelu_fused : backend_matmul_fwd_gelu;
+    b->matmul_bwd_dgelu = fuse_gelu ? cu_matmul_bwd_dgelu_fused : backend_matmul_bwd_dgelu;
     b->layernorm_fwd = cu_layernorm_fwd;
     b->layernorm_bwd = cu_layernorm_bwd;
     b->attention_fwd = cu_attention_fwd;

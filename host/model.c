@@ -356,8 +356,7 @@ static void block_forward(Backend *be, const StackDims *s, const BlockTensors *w
     be->matmul_fwd(be, x_out, a->att, w->proj_w, w->proj_b, R, C, C);  // x_out holds the branch for a moment
     be->add(be, a->x_mid, x_out, x_in, (size_t)R * C);
     be->layernorm_fwd(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, w->ln2_w, w->ln2_b, R, C, s->ln_eps);
-    be->matmul_fwd(be, a->fc1, a->ln2, w->fc1_w, w->fc1_b, R, Hd, C);
-    be->gelu_fwd(be, a->gelu, a->fc1, (size_t)R * Hd);
+    be->matmul_fwd_gelu(be, a->gelu, a->fc1, a->ln2, w->fc1_w, w->fc1_b, R, Hd, C);
     be->matmul_fwd(be, x_out, a->gelu, w->fc2_w, w->fc2_b, R, C, Hd);
     be->add(be, x_out, x_out, a->x_mid, (size_t)R * C);
 }
@@ -367,10 +366,8 @@ static void block_backward(Backend *be, const StackDims *s, const BlockTensors *
                            const BlockActs *a, const void *x_in, StackActs *st, void *d) {
     const int B = st->B, n = st->n, R = B * n, C = s->width, Hd = s->mlp_hidden;
     const size_t es = be->esize;
-    be->zero(be, st->d_hidden, (size_t)R * Hd * es);
-    be->matmul_bwd(be, st->d_hidden, g->fc2_w, g->fc2_b, d, a->gelu, w->fc2_w, R, C, Hd);
-    be->zero(be, st->d_fc1, (size_t)R * Hd * es);
-    be->gelu_bwd(be, st->d_fc1, a->fc1, st->d_hidden, (size_t)R * Hd);
+    // d_fc1 = gelu'(fc1) * (d @ fc2_w), through d_hidden unless the backend fuses it
+    be->matmul_bwd_dgelu(be, st->d_fc1, g->fc2_w, g->fc2_b, st->d_hidden, d, a->gelu, w->fc2_w, a->fc1, R, C, Hd);
     be->zero(be, st->d_ln, (size_t)R * C * es);
     be->matmul_bwd(be, st->d_ln, g->fc1_w, g->fc1_b, st->d_fc1, a->ln2, w->fc1_w, R, Hd, C);
     be->layernorm_bwd(be, d, g->ln2_w, g->ln2_b, st->d_ln, a->x_mid, w->ln2_w, a->ln2_mean, a->ln2_rstd, R, C);

@@ -95,6 +95,17 @@ void cuda_matmul_fwd(cuda_stream s, bf16_bits *out /* [M,N] */, const bf16_bits 
 void cuda_matmul_bwd(cuda_stream s, bf16_bits *dinp /* [M,K] += or NULL */, float *dw /* [N,K] += or NULL */,
                      float *dbias /* [N] += or NULL */, const bf16_bits *dout /* [M,N] */, const bf16_bits *inp,
                      const bf16_bits *w, int M, int N, int K);
+// cuBLASLt's GELU epilogues (tanh-approximate GELU: opt-in, see matmul.cu). Return 0 when the shape, pointers or
+// cuBLASLt cannot take them (nothing queued: the caller runs the unfused ops), 1 when queued.
+// pre = inp @ w^T + bias, out = gelu_tanh(pre)
+int cuda_matmul_fwd_gelu(cuda_stream s, bf16_bits *out /* [M,N] */, bf16_bits *pre /* [M,N] */,
+                         const bf16_bits *inp /* [M,K] */, const bf16_bits *w /* [N,K] */,
+                         const bf16_bits *bias /* [N] or NULL */, int M, int N, int K);
+// d_pre = gelu_tanh'(pre) * (dout @ w) WRITTEN; dw += dout^T @ inp, dbias += column sums of dout (either NULL)
+int cuda_matmul_bwd_dgelu(cuda_stream s, bf16_bits *d_pre /* [M,K] = */, float *dw /* [N,K] += or NULL */,
+                          float *dbias /* [N] += or NULL */, const bf16_bits *dout /* [M,N] */,
+                          const bf16_bits *inp /* [M,K] */, const bf16_bits *w /* [N,K] */,
+                          const bf16_bits *pre /* [M,K] */, int M, int N, int K);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,15 @@
 // BGRADB epilogue, whose summation order cuBLASLt does not document. A bias whose address is not 16-byte aligned
 // (cuBLASLt's epilogue fails on it) is added by a separate kernel after the GEMM.
 //
+// GELU epilogues (cuda_matmul_fwd_gelu, cuda_matmul_bwd_dgelu; the backend uses them only with JEPA_FUSE_GELU=1):
+// GELU_AUX(_BIAS) writes gelu(out) to D and the pre-activation to the aux matrix (bf16 as D, ld N); DGELU multiplies
+// the dinp product by gelu'(aux) (aux = the forward's pre-activation, ld K) and so needs beta = 0: d_pre is written.
+// cuBLASLt's GELU is the tanh approximation, not V-JEPA's exact erf GELU (PyTorch's addmm_activation falls back to
+// gelu(approximate="tanh") to match it, aten/src/ATen/native/cuda/Blas.cpp): it differs by at most 4.7e-4 in gelu and
+// 8.7e-4 in its derivative (2e-4 and 5e-4 in relative norm over unit normal inputs), under bf16's rounding but
+// systematic. Its aux must be 16-byte aligned with ld a multiple of 8 (cublasLt.h, EPILOGUE_AUX_LD); shapes or
+// pointers outside that, or with no algorithm, return 0 and the caller runs the unfused ops.
+//
 // Algorithms: cublasLtMatmulAlgoGetHeuristic once per (kind, M, N, K, pointer alignments), kept with its descriptors
 // in a hash table, so a shape runs the same algorithm for the whole process. With `deterministic`, split-K schemes
 // that reduce in place through the output are excluded as well; the others reduce in a fixed order. Bitwise
@@ -47,12 +56,17 @@
         }                                                                                                     \
     } while (0)
 
-typedef enum { GEMM_FWD = 0, GEMM_FWD_BIAS = 1, GEMM_DINP = 2, GEMM_DW = 3 } GemmKind;
-static const char *const GEMM_NAMES[] = {"forward", "forward+bias", "dinp", "dw"};
+typedef enum {
+    GEMM_FWD = 0, GEMM_FWD_BIAS = 1, GEMM_DINP = 2, GEMM_DW = 3,
+    GEMM_FWD_GELU = 4, GEMM_FWD_GELU_BIAS = 5, GEMM_DINP_DGELU = 6  // the GELU epilogues (aux matrix)
+} GemmKind;
+static const char *const GEMM_NAMES[] = {"forward", "forward+bias", "dinp", "dw", "forward+gelu", "forward+bias+gelu",
+                                         "dinp+dgelu"};
 
 typedef struct {
     int kind, M, N, K;
     uint32_t align[4];  // bytes, A B C D as cuBLAS sees them (powers of two up to 256)
+    uint32_t aux_align; // bytes, the GELU epilogues' aux matrix (0: none)
 } GemmKey;
 
 typedef struct {
@@ -62,6 +76,7 @@ typedef struct {
     cublasLtMatrixLayout_t a, b, cd;  // C and D share a layout (same type, shape, ld)
     cublasLtMatmulAlgo_t algo;
     size_t workspace;  // bytes the algorithm asked for
+    int none;          // the heuristic found no algorithm (kept, so that the search is not repeated)
 } GemmPlan;
 
 static struct {
@@ -136,8 +151,21 @@ static void set_attr(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, value, size));
 }
 
-// The plan for one GEMM shape: descriptors (column-major view, see the top of the file) and the algorithm.
-static GemmPlan *plan_for(const GemmKey *k) {
+static int is_gelu_kind(int kind) { return kind >= GEMM_FWD_GELU; }
+
+// The GELU epilogues' settings: epilogue, aux pointer (for the heuristic's alignment guess) and its ld = cuBLAS's m.
+static void set_gelu_epilogue(cublasLtMatmulDesc_t d, int kind, const void *aux, int64_t ld) {
+    const cublasLtEpilogue_t epi = kind == GEMM_FWD_GELU        ? CUBLASLT_EPILOGUE_GELU_AUX
+                                   : kind == GEMM_FWD_GELU_BIAS ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                                                                : CUBLASLT_EPILOGUE_DGELU;
+    set_attr(d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi));
+    set_attr(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux));
+    set_attr(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld));
+}
+
+// The plan for one GEMM shape: descriptors (column-major view, see the top of the file) and the algorithm. aux: the
+// GELU kinds' aux matrix. A GELU kind with no algorithm gives a plan marked `none`; any other kind exits.
+static GemmPlan *plan_for(const GemmKey *k, const void *aux) {
     if (!g_mm.ready) {
         fprintf(stderr, "internal error: %s:%d: cuda_matmul_init was not called\n", __FILE__, __LINE__);
         exit(1);
@@ -154,11 +182,14 @@ static GemmPlan *plan_for(const GemmKey *k) {
     cudaDataType_t cd_type = CUDA_R_16BF;
     switch (k->kind) {
     case GEMM_FWD:
-    case GEMM_FWD_BIAS:  // A = w^T (K x N), B = inp^T (K x M), D = out^T (N x M)
+    case GEMM_FWD_BIAS:
+    case GEMM_FWD_GELU:
+    case GEMM_FWD_GELU_BIAS:  // A = w^T (K x N), B = inp^T (K x M), D = out^T (N x M)
         m = k->N, n = k->M, opa = T;
         a_rows = k->K, a_cols = k->N, b_rows = k->K, b_cols = k->M;
         break;
-    case GEMM_DINP:  // A = w^T (K x N), B = dout^T (N x M), D = dinp^T (K x M)
+    case GEMM_DINP:
+    case GEMM_DINP_DGELU:  // A = w^T (K x N), B = dout^T (N x M), D = dinp^T (K x M)
         m = k->K, n = k->M;
         a_rows = k->K, a_cols = k->N, b_rows = k->N, b_cols = k->M;
         break;
@@ -172,8 +203,11 @@ static GemmPlan *plan_for(const GemmKey *k) {
     set_attr(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb));
     if (k->kind == GEMM_FWD_BIAS) {
         const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-        const int32_t bias_type = CUDA_R_16BF;
         set_attr(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi));
+    }
+    if (is_gelu_kind(k->kind)) set_gelu_epilogue(p->desc, k->kind, aux, (int64_t)m);
+    if (k->kind == GEMM_FWD_BIAS || k->kind == GEMM_FWD_GELU_BIAS) {
+        const int32_t bias_type = CUDA_R_16BF;
         set_attr(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type));
     }
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, a_rows, a_cols, (int64_t)a_rows));
@@ -200,6 +234,12 @@ static GemmPlan *plan_for(const GemmKey *k) {
     const cublasStatus_t st =
         cublasLtMatmulAlgoGetHeuristic(g_mm.lt, p->desc, p->a, p->b, p->cd, p->cd, pref, 1, &result, &found);
     CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    p->used = 1;
+    g_mm.count++;
+    if ((st != CUBLAS_STATUS_SUCCESS || found == 0) && is_gelu_kind(k->kind)) {
+        p->none = 1;
+        return p;
+    }
     if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
         fprintf(stderr,
                 "internal error: %s:%d: cuBLASLt has no algorithm for the %s GEMM M=%d N=%d K=%d (pointer alignments "
@@ -210,22 +250,25 @@ static GemmPlan *plan_for(const GemmKey *k) {
     }
     p->algo = result.algo;
     p->workspace = result.workspaceSize;
-    p->used = 1;
-    g_mm.count++;
     return p;
 }
 
-static void run_plan(cuda_stream s, GemmKind kind, int M, int N, int K, const void *a, const void *b, void *cd,
-                     const void *bias, float beta) {
+// aux: the GELU kinds' aux matrix, else NULL. 0: a GELU kind with no algorithm, nothing queued; 1: queued.
+static int run_plan(cuda_stream s, GemmKind kind, int M, int N, int K, const void *a, const void *b, void *cd,
+                    const void *bias, const void *aux, float beta) {
     GemmKey key;
     memset(&key, 0, sizeof(key));
     key.kind = kind, key.M = M, key.N = N, key.K = K;
     key.align[0] = ptr_align(a), key.align[1] = ptr_align(b), key.align[2] = key.align[3] = ptr_align(cd);
-    GemmPlan *p = plan_for(&key);
+    key.aux_align = aux ? ptr_align(aux) : 0;
+    GemmPlan *p = plan_for(&key, aux);
+    if (p->none) return 0;
     if (bias) set_attr(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+    if (aux) set_attr(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux));
     const float alpha = 1.0f;
     CUBLAS_CHECK(cublasLtMatmul(g_mm.lt, p->desc, &alpha, a, p->a, b, p->b, &beta, cd, p->cd, cd, p->cd, &p->algo,
                                 g_mm.workspace, p->workspace, s));
+    return 1;
 }
 
 // out[i] += bias[i % N] over M*N elements (biases the epilogue cannot take; rounds twice, unlike the epilogue).
@@ -295,7 +338,7 @@ extern "C" void cuda_matmul_fwd(cuda_stream s, bf16_bits *out, const bf16_bits *
     check_dims("cuda_matmul_fwd", M, N, K);
     if (M == 0) return;
     const int epilogue = bias && ptr_align(bias) >= BIAS_EPILOGUE_ALIGN;
-    run_plan(s, epilogue ? GEMM_FWD_BIAS : GEMM_FWD, M, N, K, w, inp, out, epilogue ? bias : NULL, 0.0f);
+    run_plan(s, epilogue ? GEMM_FWD_BIAS : GEMM_FWD, M, N, K, w, inp, out, epilogue ? bias : NULL, NULL, 0.0f);
     if (bias && !epilogue) {
         const size_t total = (size_t)M * N;
         add_bias_kernel<<<cuda_grid_1d(total, 256), 256, 0, s>>>(BF16(out), CBF16(bias), total, N);
@@ -307,7 +350,29 @@ extern "C" void cuda_matmul_bwd(cuda_stream s, bf16_bits *dinp, float *dw, float
                                 const bf16_bits *inp, const bf16_bits *w, int M, int N, int K) {
     check_dims("cuda_matmul_bwd", M, N, K);
     if (M == 0) return;
-    if (dinp) run_plan(s, GEMM_DINP, M, N, K, w, dout, dinp, NULL, 1.0f);
-    if (dw) run_plan(s, GEMM_DW, M, N, K, inp, dout, dw, NULL, 1.0f);
+    if (dinp) run_plan(s, GEMM_DINP, M, N, K, w, dout, dinp, NULL, NULL, 1.0f);
+    if (dw) run_plan(s, GEMM_DW, M, N, K, inp, dout, dw, NULL, NULL, 1.0f);
     if (dbias) bias_grad(s, dbias, CBF16(dout), M, N);
+}
+
+// The aux rules (top of the file): 16-byte aligned, ld a multiple of 8.
+static int aux_ok(const void *aux, int ld) { return ptr_align(aux) >= 16 && ld % 8 == 0; }
+
+extern "C" int cuda_matmul_fwd_gelu(cuda_stream s, bf16_bits *out, bf16_bits *pre, const bf16_bits *inp,
+                                    const bf16_bits *w, const bf16_bits *bias, int M, int N, int K) {
+    check_dims("cuda_matmul_fwd_gelu", M, N, K);
+    if (M == 0) return 1;
+    if (!aux_ok(pre, N) || (bias && ptr_align(bias) < BIAS_EPILOGUE_ALIGN)) return 0;
+    return run_plan(s, bias ? GEMM_FWD_GELU_BIAS : GEMM_FWD_GELU, M, N, K, w, inp, out, bias, pre, 0.0f);
+}
+
+extern "C" int cuda_matmul_bwd_dgelu(cuda_stream s, bf16_bits *d_pre, float *dw, float *dbias, const bf16_bits *dout,
+                                     const bf16_bits *inp, const bf16_bits *w, const bf16_bits *pre, int M, int N,
+                                     int K) {
+    check_dims("cuda_matmul_bwd_dgelu", M, N, K);
+    if (M == 0) return 1;
+    if (!aux_ok(pre, K)) return 0;
+    if (!run_plan(s, GEMM_DINP_DGELU, M, N, K, w, dout, d_pre, NULL, pre, 0.0f)) return 0;
+    cuda_matmul_bwd(s, NULL, dw, dbias, dout, inp, w, M, N, K);
+    return 1;
 }
