@@ -6,6 +6,8 @@
 #      each into OUT/*.json beside its table;
 #   3. with JEPA_STORES=DIR (JPEG stores made where ffmpeg is, scripts/bench_data_jpeg.sh): jepa bench data on
 #      them and on a synthetic raw store, thread counts up to all cores;
+#   3b. the opt-in paths awaiting a GPU (JEPA_ATTN_SM90, model.attention=cudnn, JEPA_FUSE_GELU) timed beside the
+#      defaults;
 #   4. with JEPA_VJEPA2_SRC=DIR (a facebookresearch/vjepa2 checkout): the feature parity of scripts/vjepa2_parity.py
 #      on the GPU.
 # Usage: bash scripts/gpu_verify.sh OUT [STEPS]   (about 6-8 minutes on one H100; every stage runs, rc 1 if any fails)
@@ -32,6 +34,18 @@ TAIL=12 stage step_vjepa2_vitl16 build/jepa bench step configs/vjepa2_vitl16.yam
     --steps "$steps" --json "$out/step_vjepa2_vitl16.json" model.checkpoint_activations=false
 TAIL=12 stage step_vjepa2_vitg16 build/jepa bench step configs/vjepa2_vitg16.yaml --staged-only --no-kernels \
     --steps 4 --warmup 2 --json "$out/step_vjepa2_vitg16.json"
+# The opt-in GPU paths built without a GPU (session 4), timed beside the defaults; their correctness tests ran in
+# stage 1 (test_cuda_attention_sm90, test_cuda_attention_backend, test_cuda_gelu_fused, test_gpu_attention_backend).
+TAIL=30 stage attention build/jepa bench attention --json "$out/attention.json"
+TAIL=30 stage attention_sm90 env JEPA_ATTN_SM90=1 build/jepa bench attention --json "$out/attention_sm90.json"
+TAIL=30 stage attention_sm90_ordered env JEPA_ATTN_SM90=1 JEPA_ATTN_SM90_DQ=ordered build/jepa bench attention \
+    --json "$out/attention_sm90_ordered.json"
+for variant in native cudnn; do  # cuDNN's attention needs meta.deterministic false: the baseline runs the same
+    TAIL=40 stage "step_vitl16_nondet_$variant" build/jepa bench step configs/vitl16.yaml --staged-only \
+        --steps "$steps" --json "$out/step_vitl16_nondet_$variant.json" meta.deterministic=false model.attention=$variant
+done
+TAIL=40 stage step_vitl16_fuse_gelu env JEPA_FUSE_GELU=1 build/jepa bench step configs/vitl16.yaml --staged-only \
+    --steps "$steps" --json "$out/step_vitl16_fuse_gelu.json"
 if [ -n "${JEPA_STORES:-}" ]; then
     raw=/tmp/gpu_verify_raw.h5  # a raw store for the read rate (no decode: its content does not matter)
     stage raw_store build/jepa data synth --world balls --size 256 --frames 64 --clips 64 -o "$raw" --force
