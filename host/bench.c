@@ -346,7 +346,8 @@ static const BenchTarget TARGETS[] = {
      "Every kernel target below, in that order, after one measurement of the ceilings.", 1},
     {"attention", "fused attention fwd and fwd+bwd at the V-JEPA shapes; cuDNN's beside it",
      "cuda_attention_fwd/bwd at target B24 H16 N1568 d64, context B24 H16 N362 and N106 d64, predictor B24 H16\n"
-     "N1115 and N1210 d24, ViT-H B16 H16 N1568 d80: TFLOP/s by 4*B*H*N^2*d forward and 3.5x that forward+backward,\n"
+     "N1115 and N1210 d24, ViT-H B16 H16 N1568 d80, 64 frames B24 H16 N6272 d64, V-JEPA 2 ViT-g B24 H22 N2048 d64:\n"
+     "TFLOP/s by 4*B*H*N^2*d forward and 3.5x that forward+backward,\n"
      "with cuDNN's fused attention (host/cudnn_attention.h, when built) timed the same way, and the peer's cuDNN and\n"
      "FlashAttention figures.", 1},
     {"layernorm", "LayerNorm bf16 fwd and fwd+bwd, 37632 rows of 1024 and of 384",

@@ -195,6 +195,8 @@ static const AttnShape ATTN_SHAPES[] = {
     {"target ViT-L", 24, 16, 1568, 64},     {"context short-range", 24, 16, 362, 64},
     {"context long-range", 24, 16, 106, 64}, {"predictor short-range", 24, 16, 1115, 24},
     {"predictor long-range", 24, 16, 1210, 24}, {"target ViT-H", 16, 16, 1568, 80},
+    {"target 64 frames", 24, 16, 6272, 64},  // issue 7's long clip, and V-JEPA 2's ViT-g at 256 px (22 heads of 64)
+    {"target ViT-g V-JEPA 2", 24, 22, 2048, 64},
 };
 
 typedef struct {
