@@ -34,6 +34,18 @@ static inline size_t o_index(const Sizes *z, int b, int n, int h, int d) {
 }
 static inline size_t l_index(const Sizes *z, int b, int h, int n) { return ((size_t)b * z->H + h) * z->N + n; }
 
+// Scales the Q slot of qkv [B,N,3,H,hd] by s (s > 1: sharper softmax rows); s == 1 leaves it as it is.
+static inline void scale_q(uint16_t *qkv, const Sizes *z, double s) {
+    if (s == 1.0) return;
+    for (int b = 0; b < z->B; b++)
+        for (int n = 0; n < z->N; n++)
+            for (int h = 0; h < z->H; h++)
+                for (int d = 0; d < z->hd; d++) {
+                    const size_t i = qkv_index(z, b, n, 0, h, d);
+                    qkv[i] = bf16_from_f32(f32_from_bf16(qkv[i]) * (float)s);
+                }
+}
+
 // ---- comparison with the worst element
 typedef struct {
     double num, den, max_abs;

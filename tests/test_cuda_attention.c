@@ -108,15 +108,7 @@ static void run_case(const Case *c) {
 
     // inputs
     uint16_t *qkv = rand_bf16(z.n_qkv, 1.0);
-    if (c->qscale != 1.0) {
-        for (int b = 0; b < B; b++)
-            for (int n = 0; n < N; n++)
-                for (int h = 0; h < H; h++)
-                    for (int d = 0; d < hd; d++) {
-                        const size_t i = qkv_index(&z, b, n, 0, h, d);
-                        qkv[i] = bf16_from_f32(f32_from_bf16(qkv[i]) * (float)c->qscale);
-                    }
-    }
+    scale_q(qkv, &z, c->qscale);
     uint16_t *dout = rand_bf16(z.n_o, 1.0);
 
     // pairs checked against the CPU: all, or (0,0), (B-1,H-1) and random others

@@ -70,14 +70,7 @@ static void run_case(const Case *c) {
     char tag[160], name[256];
     snprintf(tag, sizeof tag, "%s B%d N%d H%d hd%d ft%d%s", GROUP, B, N, H, hd, ft, c->qscale != 1.0 ? " sharp" : "");
     uint16_t *qkv = rand_bf16_stream(TEST_SEED, &draw_index, z.n_qkv, 1.0);  // [B,N,3,H,hd]
-    if (c->qscale != 1.0)
-        for (int b = 0; b < B; b++)
-            for (int n = 0; n < N; n++)
-                for (int h = 0; h < H; h++)
-                    for (int d = 0; d < hd; d++) {
-                        const size_t i = qkv_index(&z, b, n, 0, h, d);
-                        qkv[i] = bf16_from_f32(f32_from_bf16(qkv[i]) * (float)c->qscale);
-                    }
+    scale_q(qkv, &z, c->qscale);
     void *d_qkv, *d_out;
     float *d_lse;
     CU(cudaMalloc(&d_qkv, z.n_qkv * 2));
