@@ -34,6 +34,14 @@ static inline size_t o_index(const Sizes *z, int b, int n, int h, int d) {
 }
 static inline size_t l_index(const Sizes *z, int b, int h, int n) { return ((size_t)b * z->H + h) * z->N + n; }
 
+// One (b, h) of qkv [B,N,3,H,hd] as the single-head [N,3,hd] floats the CPU reference takes (B = H = 1).
+static inline void gather_head(float *dst, const uint16_t *qkv, const Sizes *z, int b, int h) {
+    for (int n = 0; n < z->N; n++)
+        for (int s = 0; s < 3; s++)
+            for (int d = 0; d < z->hd; d++)
+                dst[((size_t)n * 3 + s) * z->hd + d] = f32_from_bf16(qkv[qkv_index(z, b, n, s, h, d)]);
+}
+
 // Scales the Q slot of qkv [B,N,3,H,hd] by s (s > 1: sharper softmax rows); s == 1 leaves it as it is.
 static inline void scale_q(uint16_t *qkv, const Sizes *z, double s) {
     if (s == 1.0) return;

@@ -4,6 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+// 1 when there is no CUDA device to test on, with the reason in why (the tests then print SKIP lines).
+static inline int cuda_test_no_device(char *why, size_t n) {
+    int count = 0;
+    const cudaError_t err = cudaGetDeviceCount(&count);
+    if (err == cudaSuccess && count > 0) return 0;
+    snprintf(why, n, "no CUDA device (%s)",
+             err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount found 0 devices");
+    return 1;
+}
+
 #define CU(call)                                                                                            \
     do {                                                                                                    \
         cudaError_t cu_err_ = (call);                                                                       \

@@ -99,10 +99,7 @@ static void run_case(const Case *c) {
     Cmp co = {0}, cl = {0};
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-            for (int n = 0; n < N; n++)
-                for (int s = 0; s < 3; s++)
-                    for (int d = 0; d < hd; d++)
-                        h_qkv[((size_t)n * 3 + s) * hd + d] = f32_from_bf16(qkv[qkv_index(&z, b, n, s, h, d)]);
+            gather_head(h_qkv, qkv, &z, b, h);
             cpu->upload(cpu, c_qkv, h_qkv, sq * 4);
             cpu->attention_fwd(cpu, c_o, c_l, c_qkv, 1, N, 1, hd, ft);
             cpu->download(cpu, ref_o, c_o, so * 4);
@@ -150,10 +147,7 @@ static void bwd_reference(const Sizes *z, int ft, const uint16_t *qkv, const uin
     void *c_do = cpu->alloc(cpu, so * 4), *c_g = cpu->alloc(cpu, sq * 4);
     for (int b = 0; b < z->B; b++)
         for (int h = 0; h < z->H; h++) {
-            for (int n = 0; n < N; n++)
-                for (int s = 0; s < 3; s++)
-                    for (int d = 0; d < hd; d++)
-                        h_qkv[((size_t)n * 3 + s) * hd + d] = f32_from_bf16(qkv[qkv_index(z, b, n, s, h, d)]);
+            gather_head(h_qkv, qkv, z, b, h);
             cpu->upload(cpu, c_qkv, h_qkv, sq * 4);
             cpu->attention_fwd(cpu, c_o, c_l, c_qkv, 1, N, 1, hd, ft);
             cpu->download(cpu, h_o, c_o, so * 4);
@@ -318,12 +312,8 @@ static void check_workspace_contract(void) {
 
 int main(void) {
     check_workspace_contract();
-    int count = 0;
-    const cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess || count == 0) {
-        char reason[256];
-        snprintf(reason, sizeof reason, "no CUDA device (%s)",
-                 err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount found 0 devices");
+    char reason[256];
+    if (cuda_test_no_device(reason, sizeof reason)) {
         TEST_SKIP(GROUP, reason);
         return 0;
     }

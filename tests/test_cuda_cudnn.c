@@ -233,10 +233,7 @@ static void run_case(const Case *c) {
         void *c_do = cpu->alloc(cpu, so * 4), *c_g = cpu->alloc(cpu, sq * 4);
         for (int k = 0; k < n_pairs; k++) {
             const int b = pb[k], h = ph[k];
-            for (int n = 0; n < N; n++)
-                for (int s = 0; s < 3; s++)
-                    for (int d = 0; d < hd; d++)
-                        h_qkv[((size_t)n * 3 + s) * hd + d] = f32_from_bf16(qkv[qkv_index(&z, b, n, s, h, d)]);
+            gather_head(h_qkv, qkv, &z, b, h);
             cpu->upload(cpu, c_qkv, h_qkv, sq * 4);
             cpu->attention_fwd(cpu, c_o, c_l, c_qkv, 1, N, 1, hd, 0);
             cpu->download(cpu, ref_o + (size_t)k * so, c_o, so * 4);
@@ -436,12 +433,8 @@ static void check_first_again(const char *when) {
 }
 
 int main(void) {
-    int count = 0;
-    const cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess || count == 0) {
-        char reason[256];
-        snprintf(reason, sizeof reason, "no CUDA device (%s)",
-                 err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount found 0 devices");
+    char reason[256];
+    if (cuda_test_no_device(reason, sizeof reason)) {
         for (int g = 0; g < N_GROUPS; g++) TEST_SKIP(check_groups[g], reason);
         return 0;
     }
