@@ -134,6 +134,8 @@ typedef struct {
         char energy[8];              // last | mean | min: the model's energy over the predicted frames
         int samples, elites, iterations, horizon, execute, episodes, step_limit;
         int action_repeat;  // control steps each planned action is held (frame skip)
+        char pusht_start[16];        // uniform | trajectory: how pusht episodes draw start and goal
+        int goal_steps;              // trajectory: goal = the state this many control steps after the start
         double init_std, min_std;    // CEM std, fractions of each action component's half range
     } plan;
     struct {                         // the periodic probe in training (docs/world-models.md); off unless both set

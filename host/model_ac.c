@@ -160,11 +160,12 @@ AcModel *ac_create(const Config *cfg, Backend *be, int max_batch, int max_frames
     m->pm.grads = backend_alloc(be, "the ac predictor's gradients", total * be->msize);
     m->pm.adam_m = backend_alloc(be, "the ac predictor's AdamW moments", total * be->msize);
     m->pm.adam_v = backend_alloc(be, "the ac predictor's AdamW moments", total * be->msize);
-    JEPA_ASSERT(be->esize == be->msize);  // the CPU backends: working weights are the master weights
-    m->pm.work = m->pm.params;
+    // bf16 working weights beside the fp32 master on CUDA, as model_create; the CPU computes on the master itself
+    m->pm.work = be->esize == be->msize ? m->pm.params
+                                        : backend_alloc(be, "the ac predictor's working weights", total * be->esize);
     double *init = xmalloc(total * sizeof(double));
     table_init_values(&m->pm.table, (uint64_t)cfg->meta.seed, init);
-    be->upload_f64(be, m->pm.params, be->msize, init, total);
+    ac_set_params(m, init);
     free(init);
     ac_upload_positions(m);
     m->stat = backend_alloc(be, "the ac loss", be->ssize);
@@ -184,6 +185,7 @@ AcModel *ac_create(const Config *cfg, Backend *be, int max_batch, int max_frames
 void ac_free(AcModel *m) {
     if (!m) return;
     Backend *be = m->be;
+    if (m->pm.work != m->pm.params) be->release(be, m->pm.work);
     void *bufs[] = {m->pm.params, m->pm.grads, m->pm.adam_m, m->pm.adam_v, m->pos, m->stat, m->arena.base};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->release(be, bufs[i]);
     table_free(&m->pm.table);
@@ -230,8 +232,18 @@ void ac_encode(AcModel *m, const uint8_t *rgb, int count, float *feats) {
 
 // ---------------------------------------------------------------------------------------------------- predictor
 
-static void *tensor(const AcModel *m, void *base, int idx) {
-    return (char *)base + m->pm.table.tensors[idx].offset * m->be->esize;
+// Tensor idx of the working weights (esize: bf16 on CUDA) and of the gradients (msize: fp32 on CUDA).
+static void *weight(const AcModel *m, int idx) {
+    return (char *)m->pm.work + m->pm.table.tensors[idx].offset * m->be->esize;
+}
+static void *grad(const AcModel *m, int idx) {
+    return (char *)m->pm.grads + m->pm.table.tensors[idx].offset * m->be->msize;
+}
+
+void ac_set_params(AcModel *m, const double *values) {
+    Backend *be = m->be;
+    be->upload_f64(be, m->pm.params, be->msize, values, m->pm.table.total);
+    be->cast_params(be, m->pm.work, m->pm.params, m->pm.table.total);
 }
 
 // Host floats -> backend elements, through doubles; scaled by (v - offset) / scale per column when given.
@@ -250,14 +262,13 @@ static void upload_rows(Backend *be, void *dst, const float *src, size_t rows, i
 static void ac_embed_forward(AcModel *m, AcBuffers *b, int B, int T) {
     Backend *be = m->be;
     const AcDims *d = &m->dims;
-    void *W = m->pm.work;
     const int R = B * T, P = d->width, F = d->frame_tokens, n = d->tokens;
-    be->matmul_fwd(be, b->tz, b->z, tensor(m, W, d->embed_w), tensor(m, W, d->embed_w + 1), R * n, P, d->feat_dim);
-    be->matmul_fwd(be, b->ta, b->a, tensor(m, W, d->action_w), tensor(m, W, d->action_w + 1), R, P, d->action_dim);
+    be->matmul_fwd(be, b->tz, b->z, weight(m, d->embed_w), weight(m, d->embed_w + 1), R * n, P, d->feat_dim);
+    be->matmul_fwd(be, b->ta, b->a, weight(m, d->action_w), weight(m, d->action_w + 1), R, P, d->action_dim);
     void *x0 = b->st.x[0];  // [B, T*F, P] = [B*T, F, P]
     be->copy_tokens(be, x0, F, 0, b->ta, 1, 0, 1, R, P, 0);
     if (d->state_dim) {
-        be->matmul_fwd(be, b->ts, b->s, tensor(m, W, d->state_w), tensor(m, W, d->state_w + 1), R, P, d->state_dim);
+        be->matmul_fwd(be, b->ts, b->s, weight(m, d->state_w), weight(m, d->state_w + 1), R, P, d->state_dim);
         be->copy_tokens(be, x0, F, 1, b->ts, 1, 0, 1, R, P, 0);
     }
     be->copy_tokens(be, x0, F, d->extra, b->tz, n, 0, n, R, P, 0);
@@ -267,27 +278,26 @@ static void ac_embed_forward(AcModel *m, AcBuffers *b, int B, int T) {
 static void ac_backward(AcModel *m, AcBuffers *b, int B, int T) {
     Backend *be = m->be;
     const AcDims *d = &m->dims;
-    void *W = m->pm.work, *G = m->pm.grads;
     const int R = B * T, P = d->width, F = d->frame_tokens, n = d->tokens, D = d->feat_dim;
     const size_t es = be->esize;
     be->zero(be, b->dy, (size_t)R * n * P * es);
-    be->matmul_bwd(be, b->dy, tensor(m, G, d->proj_w), tensor(m, G, d->proj_w + 1), b->dpred, b->y,
-                   tensor(m, W, d->proj_w), R * n, D, P);
+    be->matmul_bwd(be, b->dy, grad(m, d->proj_w), grad(m, d->proj_w + 1), b->dpred, b->y,
+                   weight(m, d->proj_w), R * n, D, P);
     be->zero(be, b->dfull, (size_t)R * F * P * es);
     be->copy_tokens(be, b->dfull, F, d->extra, b->dy, n, 0, n, R, P, 1);
     stack_backward(&m->pm, &b->st, b->dfull);
     // the token embeddings: their gradient is the stream's at their slots
     be->copy_tokens(be, b->dtok, 1, 0, b->st.d_stream, F, 0, 1, R, P, 0);
-    be->matmul_bwd(be, NULL, tensor(m, G, d->action_w), tensor(m, G, d->action_w + 1), b->dtok, b->a,
-                   tensor(m, W, d->action_w), R, P, d->action_dim);
+    be->matmul_bwd(be, NULL, grad(m, d->action_w), grad(m, d->action_w + 1), b->dtok, b->a,
+                   weight(m, d->action_w), R, P, d->action_dim);
     if (d->state_dim) {
         be->copy_tokens(be, b->dtok, 1, 0, b->st.d_stream, F, 1, 1, R, P, 0);
-        be->matmul_bwd(be, NULL, tensor(m, G, d->state_w), tensor(m, G, d->state_w + 1), b->dtok, b->s,
-                       tensor(m, W, d->state_w), R, P, d->state_dim);
+        be->matmul_bwd(be, NULL, grad(m, d->state_w), grad(m, d->state_w + 1), b->dtok, b->s,
+                       weight(m, d->state_w), R, P, d->state_dim);
     }
     be->copy_tokens(be, b->dtok, n, 0, b->st.d_stream, F, d->extra, n, R, P, 0);
-    be->matmul_bwd(be, NULL, tensor(m, G, d->embed_w), tensor(m, G, d->embed_w + 1), b->dtok, b->z,
-                   tensor(m, W, d->embed_w), R * n, P, D);
+    be->matmul_bwd(be, NULL, grad(m, d->embed_w), grad(m, d->embed_w + 1), b->dtok, b->z,
+                   weight(m, d->embed_w), R * n, P, D);
 }
 
 double ac_forward(AcModel *m, int B, int T, const float *feats, const float *actions, const float *states,
@@ -306,8 +316,7 @@ double ac_forward(AcModel *m, int B, int T, const float *feats, const float *act
     ac_embed_forward(m, &b, B, T);
     stack_forward(&m->pm, m->pm.work, &b.st);
     be->copy_tokens(be, b.y, n, 0, b.st.out, F, d->extra, n, R, P, 0);
-    void *W = m->pm.work;
-    be->matmul_fwd(be, b.pred, b.y, tensor(m, W, d->proj_w), tensor(m, W, d->proj_w + 1), R * n, D, P);
+    be->matmul_fwd(be, b.pred, b.y, weight(m, d->proj_w), weight(m, d->proj_w + 1), R * n, D, P);
     double loss = 0;
     if (target) {
         upload_rows(be, b.target, target, (size_t)R * n, D, NULL, NULL);
@@ -369,7 +378,7 @@ void ac_load(AcModel *m, const char *path) {
         for (size_t k = 0; k < s->numel; k++) all[s->offset + k] = buf[k];
     }
     st_close(&f);
-    m->be->upload_f64(m->be, m->pm.params, m->be->msize, all, t->total);
+    ac_set_params(m, all);
     free(all);
     free(buf);
 }
@@ -460,6 +469,11 @@ void ac_plan_energy(AcModel *m, const double *actions, int S_all, double *energi
                 sum += e, least = fmin(least, e);
             }
             energies[first + s] = mode == 0 ? e : mode == 1 ? sum / H : least;
+            if (!isfinite(energies[first + s])) {  // CEM would rank garbage without a word
+                fprintf(stderr, "error: plan: the predicted energy of plan %d is %g: the predictor's weights or the "
+                        "encoder's features are not finite (a diverged training run?)\n", first + s, energies[first + s]);
+                exit(JEPA_EXIT_NONFINITE);
+            }
         }
         free(hist);
         free(st);

@@ -72,11 +72,27 @@ void ac_encode(AcModel *m, const uint8_t *rgb, int count, float *feats);
 // grad_scale times its gradient into pm.grads. Without a target: returns 0.
 double ac_forward(AcModel *m, int B, int T, const float *feats, const float *actions, const float *states,
                   const float *target, float *pred, int backward, double grad_scale);
-// Predictor weights as a safetensors file (table names, F32) and back; ac_load dies naming the file on a mismatch.
+// Predictor weights as a safetensors file (table names, F32: the master weights, so a predictor trained on one
+// backend loads on the other) and back; ac_load dies naming the file on a mismatch.
 void ac_save(const AcModel *m, const char *path);
 void ac_load(AcModel *m, const char *path);
-// `jepa train` with model.kind ac: encodes data.datasets once, trains, writes RUN/predictor.safetensors.
+// All predictor parameters from host values [pm.table.total]: the master weights, then the working copy (bf16 on
+// CUDA) cast from them. Init, ac_load and tests go through it.
+void ac_set_params(AcModel *m, const double *values);
+// `jepa train` with model.kind ac: encodes data.datasets once, trains, writes RUN/predictor.safetensors. The backend
+// is meta.device's (train_backend: auto takes the GPU when there is one), the frozen encoder on it as well.
 int ac_train(const Config *cfg, const char *command);
+// One batch of B training windows of T = ac.frames - 1 steps, host: in, tgt [B,T,n,D] the features of frames
+// 0..T-1 and 1..T; act [B,T,A]; st [B,T,S]; pred [B,T,n,D] scratch.
+typedef struct {
+    float *in, *tgt, *act, *st, *pred;
+} AcBatch;
+// One step's gradients into pm.grads (zeroed first): teacher forcing (weight 1/2, or 1 without rollout) then
+// ac.rollout_steps passes fed the previous pass's predictions (b->in is overwritten). Returns both losses.
+void ac_train_grads(AcModel *m, AcBatch *b, int B, double *loss_tf, double *loss_roll);
+// AdamW step `step` (1-based) at lr (optimization.* betas, eps, weight_decay; no decay on biases and 1-D tensors),
+// the working weights refreshed in the same pass (optim_adamw_groups, the main model's update).
+void ac_adamw(AcModel *m, double lr, long step);
 // Planning: the current frame and state and the goal frame (rgb [H, W, 3]) for plans of `horizon` actions ...
 void ac_plan_begin(AcModel *m, const uint8_t *now_rgb, const double *state, const uint8_t *goal_rgb, int horizon);
 // ... then energies[S] of actions [S, horizon, A]: the mean |zhat_H - z_goal| after rolling the predictor out over

@@ -60,7 +60,7 @@ Schedule schedule_at(const Config *cfg, long iter) {
 }
 
 // AdamW over runs of consecutive tensors that share a decay flag: the four groups as flat ranges.
-static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step, const void *skip) {
+void optim_adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step, const void *skip) {
     Backend *be = m->be;
     const TensorTable *t = &m->table;
     int i = 0;
@@ -123,7 +123,7 @@ void optim_update(Model *m, const Config *cfg, const Schedule *s, long step) {
     void *fault = model_stat_slot(m, STAT_NONFINITE);
     be->nonfinite_flag(be, fault, m->stats, m->dims.num_masks + STAT_NONFINITE);
     if (strcmp(cfg->optimization.optimizer, "sgd") == 0) sgd_groups(m, s, fault);
-    else adamw_groups(m, cfg, s, step, fault);
+    else optim_adamw_groups(m, cfg, s, step, fault);
     model_mark_phase(m, PHASE_LOOP);
 }
 

@@ -22,3 +22,7 @@ void optim_step(Model *m, const Config *cfg, const Schedule *s, long step);
 // the AdamW (or SGD) update; then the EMA of the target and its working copy.
 void optim_update(Model *m, const Config *cfg, const Schedule *s, long step);
 void optim_ema(Model *m, const Schedule *s);
+// AdamW step `step` (1-based) at s->lr and s->weight_decay (decaying tensors only) over m's whole table, the working
+// copy m->work refreshed in the same pass (backend.h adamw); skip: a stat slot as adamw's, NULL: never skip. Also
+// the AC predictor's update (model_ac.c), so both models keep their bf16 working weights the same way.
+void optim_adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step, const void *skip);

@@ -10,6 +10,7 @@
 #include "model_ac.h"
 #include "raster.h"
 #include "rng.h"
+#include "train.h"
 #include "world_pusht.h"
 #include "world_tworooms.h"
 
@@ -110,6 +111,14 @@ static void episode_begin(Episode *ep, const MpcConfig *c, int64_t episode) {
         return;
     }
     ep->side = PUSHT_IMAGE;
+    if (c->pusht_traj) {  // DINO-WM's protocol: the goal is where the expert took the episode's start (its pusher too)
+        PushtTrajEpisode te;
+        pusht_traj_episode(c->seed, episode, c->goal_steps, &te, NULL);
+        ep->pt = te.start, ep->pt_goal = te.goal;
+        ep->pt_velocity[0] = te.velocity[0], ep->pt_velocity[1] = te.velocity[1];
+        ep->sim = pusht_restore(&te.start, te.velocity);
+        return;
+    }
     pusht_plan_episode(c->seed, episode, &ep->pt);
     ep->sim = pusht_create(&ep->pt);
     pusht_get_state(ep->sim, &ep->pt);
@@ -303,8 +312,10 @@ void plan_config_from(const Config *cfg, MpcConfig *out) {
         die_input("plan.elites (%d) must be at most plan.samples (%d)", c->elites, c->samples);
     out->execute = cfg->plan.execute < c->horizon ? cfg->plan.execute : c->horizon;
     out->repeat = cfg->plan.action_repeat;
+    out->pusht_traj = out->world == PLAN_WORLD_PUSHT && !strcmp(cfg->plan.pusht_start, "trajectory");
+    out->goal_steps = cfg->plan.goal_steps;
     out->step_limit = cfg->plan.step_limit             ? cfg->plan.step_limit
-                      : out->world == PLAN_WORLD_PUSHT ? PUSHT_STEP_LIMIT
+                      : out->world == PLAN_WORLD_PUSHT ? (out->pusht_traj ? PUSHT_TRAJ_STEP_LIMIT : PUSHT_STEP_LIMIT)
                                                        : TWOROOMS.step_limit;
     out->seed = (uint64_t)cfg->meta.seed;
 }
@@ -529,8 +540,9 @@ static void print_episode(const MpcConfig *mc, const char *name, int e, const Ep
     Episode ep = {0};
     episode_begin(&ep, mc, e);
     if (ep.world == PLAN_WORLD_PUSHT)
-        printf("  %-14s episode %3d: agent (%3.0f, %3.0f) block (%3.0f, %3.0f, %5.2f)", name, e, ep.pt.agent_x,
-               ep.pt.agent_y, ep.pt.block_x, ep.pt.block_y, ep.pt.block_angle);
+        printf("  %-14s episode %3d: agent (%3.0f, %3.0f) block (%3.0f, %3.0f, %5.2f) goal (%3.0f, %3.0f, %5.2f)", name,
+               e, ep.pt.agent_x, ep.pt.agent_y, ep.pt.block_x, ep.pt.block_y, ep.pt.block_angle, ep.pt_goal.block_x,
+               ep.pt_goal.block_y, ep.pt_goal.block_angle);
     else
         printf("  %-14s episode %3d: start (%4.1f, %4.1f) goal (%4.1f, %4.1f)", name, e, ep.tr.x, ep.tr.y,
                ep.tr_goal.x, ep.tr_goal.y);
@@ -633,15 +645,21 @@ int plan_command(int argc, char **argv) {
     if (o.fidelity && o.no_model) die_input("plan: --fidelity needs --checkpoint (it measures the predictor)");
     if (o.energy_map && (mc.world != PLAN_WORLD_TWOROOMS || o.no_model))
         die_input("plan: --energy-map %s: needs plan.world tworooms and --checkpoint (the encoder's energy)", o.energy_map);
-    Backend *be = backend_cpu_create(0, cfg.meta.threads);
+    // The predictor and its frozen encoder on meta.device's backend, chosen as `jepa train` chooses it.
+    char device[512];
+    Backend *be = o.no_model ? NULL : train_backend(&cfg, device, sizeof device);
+    if (be) printf("device: %s\n", device);
     AcModel *model = o.no_model ? NULL : load_planner(&cfg, o.checkpoint, be, &mc);
     const int pusht = mc.world == PLAN_WORLD_PUSHT, E = cfg.plan.episodes, s = pusht ? PUSHT_IMAGE : TWOROOMS.size;
     uint8_t *frames = xmalloc((size_t)(mc.step_limit + 1) * s * s * 3), *goal = xmalloc((size_t)s * s * 3);
     const int strip_w = STRIP_COLS * (s + 2), strip_h = STRIP_ROWS * (s + 2);
     uint8_t *strip = xcalloc((size_t)strip_w * strip_h * 3, 1);
     if (pusht)
-        printf("pusht: %d episodes (seed %d), step limit %d, success within %g units and %.4f rad of the goal pose",
-               E, cfg.meta.seed, mc.step_limit, PUSHT_SUCCESS_DIST, PUSHT_SUCCESS_ANGLE);
+        // %.0d prints nothing for 0: the goal's steps only in the trajectory protocol
+        printf("pusht: %d episodes (seed %d, %s%.0d%s), step limit %d, success within %g units and %.4f rad of the goal "
+               "pose", E, cfg.meta.seed, mc.pusht_traj ? "start on an expert trajectory, goal its state " : "uniform starts",
+               mc.pusht_traj ? mc.goal_steps : 0, mc.pusht_traj ? " steps later" : "", mc.step_limit, PUSHT_SUCCESS_DIST,
+               PUSHT_SUCCESS_ANGLE);
     else
         printf("tworooms: %d episodes (seed %d), step limit %d, success radius %g px", E, cfg.meta.seed, mc.step_limit,
                TWOROOMS.success_radius);
@@ -687,6 +705,6 @@ int plan_command(int argc, char **argv) {
     free(o.overrides);
     free(o.picked);
     ac_free(model);
-    backend_destroy(be);
+    if (be) backend_destroy(be);
     return JEPA_EXIT_OK;
 }

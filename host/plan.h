@@ -47,6 +47,8 @@ typedef struct {
     int execute;      // actions executed per plan
     int repeat;       // control steps each planned action is held (plan.action_repeat; 0 or 1: once)
     int step_limit;   // control steps per episode
+    int pusht_traj;   // plan.pusht_start trajectory: start and goal on a noisy-expert trajectory (pusht_traj_episode)
+    int goal_steps;   // its goal: the state this many control steps after the start
     uint64_t seed;
 } MpcConfig;
 
@@ -58,8 +60,9 @@ typedef struct {
 } EpisodeResult;
 
 // One episode of MpcConfig.world and .seed. tworooms: start and goal from tworooms_episode(seed, episode), success
-// within the success radius. pusht: start from pusht_episode(seed, episode), goal PUSHT_GOAL (its image: the block at
-// the goal pose, the pusher parked in a far corner), success by pusht_success. frames (optional, step_limit + 1
+// within the success radius. pusht: start from pusht_plan_episode(seed, episode), goal PUSHT_GOAL (its image: the
+// block at the goal pose, the pusher parked in a far corner), or with .pusht_traj start and goal (its image the full
+// goal state, pusher included) from pusht_traj_episode; success by pusht_success (the block only). frames (optional, step_limit + 1
 // frames of side x side x 3, side 64 or 96) receives what the agent saw; *n_frames how many.
 EpisodeResult mpc_episode(const MpcConfig *c, PlannerKind kind, AcModel *model, int64_t episode,
                                    uint8_t *frames, int *n_frames);

@@ -1,7 +1,8 @@
 // train_ac.c: `jepa train` with model.kind ac (model_ac.h): the stores' frames are encoded once by the frozen
 // encoder, then the predictor trains on random windows of ac.frames frames with AdamW (warmup, cosine), teacher
 // forcing plus ac.rollout_steps passes fed its own predictions. Writes RUN/predictor.safetensors, RUN/config.yaml
-// and RUN/metrics.jsonl. CPU backend (meta.threads).
+// and RUN/metrics.jsonl. The backend is meta.device's (train_backend, as `jepa train` of the main model); the frozen
+// encoder runs on it too.
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,8 +12,10 @@
 
 #include "common.h"
 #include "model_ac.h"
+#include "optim.h"
 #include "rng.h"
 #include "store.h"
+#include "train.h"
 
 // Every clip of the stores, encoded: feats [clips, T, n*D], actions [clips, T, A], states [clips, T, S].
 typedef struct {
@@ -69,11 +72,7 @@ static double lr_at(const Config *c, long step, long total) {
 
 // One window per sample: (clip, start) from rng_stream(seed, RNG_AUG, step, b); inputs are frames start..+Tc-2,
 // targets start+1..+Tc-1.
-typedef struct {
-    float *in, *tgt, *act, *st, *pred;
-} Batch;
-
-static void draw_batch(const AcModel *m, const AcData *d, long step, int B, Batch *b) {
+static void draw_batch(const AcModel *m, const AcData *d, long step, int B, AcBatch *b) {
     const AcDims *dm = &m->dims;
     const int Tc = m->cfg.ac.frames, T = Tc - 1, A = dm->action_dim, S = dm->state_dim;
     const size_t nd = (size_t)dm->tokens * dm->feat_dim;
@@ -89,21 +88,13 @@ static void draw_batch(const AcModel *m, const AcData *d, long step, int B, Batc
     }
 }
 
-// AdamW per tensor (no decay on biases and 1-D tensors).
-static void adamw_step(AcModel *m, double lr, long step) {
-    const Config *c = &m->cfg;
-    Backend *be = m->be;
-    for (int i = 0; i < m->pm.table.count; i++) {
-        const TensorSpec *s = &m->pm.table.tensors[i];
-        const size_t off = s->offset * be->msize;
-        be->adamw(be, (char *)m->pm.params + off, NULL, (char *)m->pm.grads + off, (char *)m->pm.adam_m + off,
-                  (char *)m->pm.adam_v + off, s->numel, lr, c->optimization.betas[0], c->optimization.betas[1],
-                  c->optimization.eps, s->decay ? c->optimization.weight_decay : 0.0, step, NULL);
-    }
+void ac_adamw(AcModel *m, double lr, long step) {
+    const Schedule s = {.lr = lr, .weight_decay = m->cfg.optimization.weight_decay};
+    optim_adamw_groups(&m->pm, &m->cfg, &s, step, NULL);
 }
 
 // Teacher forcing, then each rollout pass fed the previous pass's predictions (frame 0 stays the real one).
-static void train_step(AcModel *m, Batch *b, int B, double *loss_tf, double *loss_roll) {
+void ac_train_grads(AcModel *m, AcBatch *b, int B, double *loss_tf, double *loss_roll) {
     const AcDims *dm = &m->dims;
     const int T = m->cfg.ac.frames - 1, k = m->cfg.ac.rollout_steps;
     const size_t nd = (size_t)dm->tokens * dm->feat_dim;
@@ -123,13 +114,13 @@ static void make_dir(const char *path) {
 }
 
 int ac_train(const Config *cfg, const char *command) {
-    if (strcmp(cfg->meta.device, "cuda") == 0)
-        fprintf(stderr, "note: model.kind ac trains on the CPU backend (meta.device cuda is not wired for it yet)\n");
     if (cfg->data.datasets.count == 0)
         die_input("data.datasets: model.kind ac trains from stores with /actions ---> HINT: jepa data synth --world %s",
                   cfg->plan.world);
     setvbuf(stdout, NULL, _IOLBF, 0);  // progress lines reach a log file as they happen
-    Backend *be = backend_cpu_create(0, cfg->meta.threads);
+    char device[512];
+    Backend *be = train_backend(cfg, device, sizeof device);
+    printf("device: %s\n", device);
     const int B = cfg->data.batch_size, T = cfg->ac.frames - 1;
     AcModel *m = ac_create(cfg, be, B, T, 1);
     AcData data = {0};
@@ -147,7 +138,7 @@ int ac_train(const Config *cfg, const char *command) {
     FILE *metrics = fopen(path, "w");
     if (!metrics) die_input("%s: cannot write: %s", path, strerror(errno));
     const size_t nd = (size_t)m->dims.tokens * m->dims.feat_dim, bt = (size_t)B * T;
-    Batch b = {xmalloc(bt * nd * sizeof(float)), xmalloc(bt * nd * sizeof(float)),
+    AcBatch b = {xmalloc(bt * nd * sizeof(float)), xmalloc(bt * nd * sizeof(float)),
                xmalloc(bt * m->dims.action_dim * sizeof(float)), xmalloc(bt * m->dims.state_dim * sizeof(float) + 1),
                xmalloc(bt * nd * sizeof(float))};
     const long total = cfg->optimization.max_steps ? cfg->optimization.max_steps
@@ -158,9 +149,9 @@ int ac_train(const Config *cfg, const char *command) {
     double tf = 0, roll = 0;
     for (long step = 0; step < total; step++) {
         draw_batch(m, &data, step, B, &b);
-        train_step(m, &b, B, &tf, &roll);
+        ac_train_grads(m, &b, B, &tf, &roll);
         const double lr = lr_at(cfg, step, total);
-        adamw_step(m, lr, step + 1);
+        ac_adamw(m, lr, step + 1);
         fprintf(metrics, "{\"step\": %ld, \"loss_teacher_forcing\": %.6f, \"loss_rollout\": %.6f, \"lr\": %.4g}\n",
                 step + 1, tf, roll, lr);
         if ((step + 1) % cfg->logging.log_every == 0 || step + 1 == total)

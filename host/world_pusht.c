@@ -139,16 +139,20 @@ void pusht_agent_step(double p[2], double v[2], const double target[2]) {
     p[0] = pos.x, p[1] = pos.y, v[0] = vel.x, v[1] = vel.y;
 }
 
-// The T's boxes in image pixels for a pose: xy[2][8].
-static void tee_pixels(double x, double y, double angle, double xy[2][8]) {
+// The T's boxes for a pose, in table units times k (1: the table; PUSHT_IMAGE / PUSHT_TABLE: pixels): xy[2][8].
+static void tee_corners(double x, double y, double angle, double k, double xy[2][8]) {
     cpVect box[2][4];
     tee_vertices(box[0], box[1]);
-    const double k = PUSHT_IMAGE / PUSHT_TABLE, c = cos(angle), s = sin(angle);
+    const double c = cos(angle), s = sin(angle);
     for (int b = 0; b < 2; b++)
         for (int v = 0; v < 4; v++) {
             xy[b][2 * v] = k * (x + c * box[b][v].x - s * box[b][v].y);
             xy[b][2 * v + 1] = k * (y + s * box[b][v].x + c * box[b][v].y);
         }
+}
+
+static void tee_pixels(double x, double y, double angle, double xy[2][8]) {
+    tee_corners(x, y, angle, PUSHT_IMAGE / PUSHT_TABLE, xy);
 }
 
 void pusht_render(const PushtState *s, uint8_t *rgb) {
@@ -201,11 +205,11 @@ int pusht_success(const PushtState *s, const PushtState *goal) {
     return dist <= PUSHT_SUCCESS_DIST && angle <= PUSHT_SUCCESS_ANGLE;
 }
 
-void pusht_policy(PushtPolicy policy, uint64_t seed, int64_t episode, int t, const PushtState *s, double target[2]) {
-    Rng r = rng_stream(seed, RNG_SYNTH, PUSHT_STREAM_POLICY + 16 * (uint64_t)t, (uint64_t)episode);
+// The policy's target from the state, drawing its noise from r.
+static void policy_target(PushtPolicy policy, Rng *r, const PushtState *s, double target[2]) {
     if (policy == PUSHT_POLICY_RANDOM) {
-        target[0] = s->agent_x + rng_uniform_range(&r, -60, 60);
-        target[1] = s->agent_y + rng_uniform_range(&r, -60, 60);
+        target[0] = s->agent_x + rng_uniform_range(r, -60, 60);
+        target[1] = s->agent_y + rng_uniform_range(r, -60, 60);
         return;
     }
     // Behind the block as seen from the goal, so that moving towards the block pushes it towards the goal.
@@ -216,8 +220,60 @@ void pusht_policy(PushtPolicy policy, uint64_t seed, int64_t episode, int t, con
     const double gx = near ? s->block_x : bx, gy = near ? s->block_y : by;
     // At most 60 units from the pusher per step, plus noise of 20 units.
     const double ex = gx - s->agent_x, ey = gy - s->agent_y, len = fmax(hypot(ex, ey) / 60, 1);
-    target[0] = s->agent_x + ex / len + 20 * rng_normal(&r);
-    target[1] = s->agent_y + ey / len + 20 * rng_normal(&r);
+    target[0] = s->agent_x + ex / len + 20 * rng_normal(r);
+    target[1] = s->agent_y + ey / len + 20 * rng_normal(r);
+}
+
+void pusht_policy(PushtPolicy policy, uint64_t seed, int64_t episode, int t, const PushtState *s, double target[2]) {
+    Rng r = rng_stream(seed, RNG_SYNTH, PUSHT_STREAM_POLICY + 16 * (uint64_t)t, (uint64_t)episode);
+    policy_target(policy, &r, s, target);
+}
+
+// n steps of the noisy expert on sim, its noise from r; actions (optional) receives the targets [n, 2].
+static void run_expert(PushtSim *sim, Rng *r, int n, double *actions) {
+    for (int t = 0; t < n; t++) {
+        PushtState s;
+        double a[2];
+        pusht_get_state(sim, &s);
+        policy_target(PUSHT_POLICY_NOISY_EXPERT, r, &s, a);
+        if (actions) actions[2 * t] = a[0], actions[2 * t + 1] = a[1];
+        pusht_step(sim, a);
+    }
+}
+
+// Whether the whole T lies on the table: a block pressed by the (infinitely heavy) kinematic pusher can be forced
+// through a wall, and such a state is no task.
+static int tee_on_table(const PushtState *s) {
+    double xy[2][8];
+    tee_corners(s->block_x, s->block_y, s->block_angle, 1, xy);
+    for (int k = 0; k < 16; k++)
+        if (xy[k / 8][k % 8] < 0 || xy[k / 8][k % 8] > PUSHT_TABLE) return 0;
+    return 1;
+}
+
+enum { PUSHT_TRAJ_MAX_DRAWS = 1000 };  // a goal horizon that (almost) never moves the block is bad input, not a hang
+
+void pusht_traj_episode(uint64_t seed, int64_t episode, int goal_steps, PushtTrajEpisode *out, double *actions) {
+    Rng r = rng_stream(seed, RNG_SYNTH, PUSHT_STREAM_TRAJ, (uint64_t)episode);  // every attempt's draws, in order
+    for (int attempt = 0;; attempt++) {
+        if (attempt == PUSHT_TRAJ_MAX_DRAWS)
+            die_input("pusht: no trajectory episode in %d draws whose block leaves the goal's success region in %d "
+                      "steps (plan.goal_steps): expected more steps", PUSHT_TRAJ_MAX_DRAWS, goal_steps);
+        PushtState s;
+        draw_start(&r, &s);
+        const int offset = (int)rng_randint(&r, 0, PUSHT_TRAJ_MAX_OFFSET + 1);
+        PushtSim *sim = pusht_create(&s);
+        run_expert(sim, &r, offset, NULL);
+        pusht_get_state(sim, &out->start);
+        pusht_get_agent_velocity(sim, out->velocity);
+        pusht_free(sim);
+        // The goal: the expert continued from a restored copy, exactly as a planning episode starts.
+        sim = pusht_restore(&out->start, out->velocity);
+        run_expert(sim, &r, goal_steps, actions);
+        pusht_get_state(sim, &out->goal);
+        pusht_free(sim);
+        if (!pusht_success(&out->start, &out->goal) && tee_on_table(&out->start) && tee_on_table(&out->goal)) return;
+    }
 }
 
 void pusht_clip(PushtPolicy policy, uint64_t seed, int64_t episode, int frames, uint8_t *rgb, float *states,

@@ -25,7 +25,7 @@ typedef struct PushtSim PushtSim;  // a Chipmunk space with the pusher, the bloc
 
 typedef enum { PUSHT_POLICY_RANDOM = 0, PUSHT_POLICY_NOISY_EXPERT = 1 } PushtPolicy;
 // Stream steps per purpose; the policy's draws of step t use PUSHT_STREAM_POLICY + 16 t (never another purpose's).
-enum { PUSHT_STREAM_START = 0, PUSHT_STREAM_POLICY = 1, PUSHT_STREAM_PLAN_START = 2 };
+enum { PUSHT_STREAM_START = 0, PUSHT_STREAM_POLICY = 1, PUSHT_STREAM_PLAN_START = 2, PUSHT_STREAM_TRAJ = 3 };
 
 extern const PushtState PUSHT_GOAL;
 
@@ -51,6 +51,21 @@ void pusht_render(const PushtState *s, uint8_t *rgb);
 void pusht_episode(uint64_t seed, int64_t episode, PushtState *start);
 // A planning episode's start: the same distribution from its own stream, redrawn while it is already a success.
 void pusht_plan_episode(uint64_t seed, int64_t episode, PushtState *start);
+// The trajectory protocol (DINO-WM's Push-T evaluation, docs/world-models.md): a start on a noisy-expert trajectory
+// and the goal the full state goal_steps control steps later on it.
+#define PUSHT_TRAJ_MAX_OFFSET 100  // the start: the expert's state after a uniform 0..100 steps from a uniform start
+#define PUSHT_TRAJ_STEP_LIMIT 100  // control steps per episode: 4 x DINO-WM's 25-step MPC chunk (docs/world-models.md)
+typedef struct {
+    PushtState start, goal;
+    double velocity[2];  // the pusher's at the start: the episode begins with pusht_restore(&start, velocity)
+} PushtTrajEpisode;
+// Episode e of the trajectory protocol, from its own stream rng_stream(seed, RNG_SYNTH, PUSHT_STREAM_TRAJ, e): a
+// uniform start, the noisy expert for a uniform offset of 0..PUSHT_TRAJ_MAX_OFFSET steps (the start), then
+// goal_steps more on pusht_restore(start, velocity) (the goal). Redrawn while the block barely moved (the start
+// already succeeds against the goal: block within 20 units and pi/9) or the start's or goal's T reaches off the
+// 512 x 512 table (forced through a wall). actions (optional) [goal_steps, 2]
+// receives the expert's targets from the start: replaying them on pusht_restore(start, velocity) reaches the goal.
+void pusht_traj_episode(uint64_t seed, int64_t episode, int goal_steps, PushtTrajEpisode *out, double *actions);
 // Block position and angle errors to goal (angle wrapped to [0, pi]).
 void pusht_goal_error(const PushtState *s, const PushtState *goal, double *dist, double *angle);
 int pusht_success(const PushtState *s, const PushtState *goal);

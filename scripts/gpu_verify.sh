@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One GPU session's checks and figures in one command (device time is short; a call costs a machine start):
 #   1. scripts/gpu_check.sh OUT build tests train: build, every CUDA kernel test (tests/test_cuda_*), the GPU
-#      end-to-end tests (tests/test_gpu_*: training, resume, numerical faults, one-rank NCCL);
+#      end-to-end tests (tests/test_gpu_*: training, resume, numerical faults, one-rank NCCL); model.kind ac on
+#      CUDA (tests/test_cuda_ac.c against the CPU, tests/test_gpu_ac.sh: jepa train and jepa plan; never yet run
+#      on a GPU);
 #   2. jepa bench layernorm, rope and step (ViT-L/16 with its kernel-family profile, V-JEPA 2 ViT-L and ViT-g),
 #      each into OUT/*.json beside its table;
 #   3. with JEPA_STORES=DIR (JPEG stores made where ffmpeg is, scripts/bench_data_jpeg.sh): jepa bench data on

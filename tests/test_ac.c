@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "child.h"
 #include "common.h"
 #include "config.h"
 #include "model_ac.h"
@@ -69,7 +70,7 @@ static void test_gradients(void) {
             for (int side = 0; side < 2; side++) {
                 const double saved = params[i];
                 params[i] = saved + (side ? -h : h);
-                be->upload_f64(be, m->pm.params, be->msize, params, total);
+                ac_set_params(m, params);
                 loss[side] = ac_forward(m, B, T, in.feats, in.actions, in.states, in.target, NULL, 0, 0);
                 params[i] = saved;
             }
@@ -77,7 +78,7 @@ static void test_gradients(void) {
             ana[k] = grads[i];
         }
     }
-    be->upload_f64(be, m->pm.params, be->msize, params, total);
+    ac_set_params(m, params);
     const double err = rel_norm_error(ana, num, (size_t)k);
     TEST_CHECK("ac_gradients_finite_differences", err < 1e-6 && k >= 40, "relative error %.3g over %d parameters",
                err, k);
@@ -169,7 +170,30 @@ static void test_plan_energy_modes(void) {
     backend_destroy(be);
 }
 
+// A predictor whose weights hold a NaN: ac_plan_energy stops with exit 4 naming it, instead of CEM ranking NaNs.
+static void plan_with_nan_weight(const void *arg) {
+    (void)arg;
+    Backend *be;
+    Inputs in;
+    AcModel *m = tiny_model(&be, &in);
+    const size_t total = m->pm.table.total;
+    double *p = xmalloc(total * sizeof(double));
+    be->download_f64(be, p, m->pm.params, be->msize, total);
+    p[m->pm.table.tensors[m->dims.proj_w].offset] = NAN;
+    ac_set_params(m, p);
+    m->plan_horizon = 2;
+    double actions[2 * 2] = {1, 0, 0, 1}, energy[1];
+    ac_plan_energy(m, actions, 1, energy);
+}
+
+static void test_plan_energy_nonfinite(void) {
+    const ChildResult r = run_in_child(plan_with_nan_weight, NULL);
+    TEST_CHECK("ac_plan_energy_nonfinite_exit_4", r.exit_code == JEPA_EXIT_NONFINITE && strstr(r.stderr_text, "not finite"),
+               "exit %d, stderr '%s'", r.exit_code, r.stderr_text);
+}
+
 int main(void) {
+    test_plan_energy_nonfinite();
     test_plan_energy_modes();
     test_gradients();
     test_causality_and_actions();

@@ -2,7 +2,8 @@
 # test_plan_pusht.sh: the Push-T world-model pipeline end to end on a tiny model (~20 s on 2 cores): data synth
 # with actions and states, encoder pretraining on 96x96 frames, the action-conditioned predictor (model.kind ac,
 # plan.world pusht), then jepa plan's MPC loop for pusht with its baselines, the per-episode lines and the PNG strip.
-# What it checks is that every stage runs and reports, not how well a model trained for seconds plans.
+# What it checks is that every stage runs and reports, not how well a model trained for seconds plans; and the two
+# episode protocols (plan.pusht_start).
 source "$(dirname "$0")/lib.sh"
 $jepa data synth --world pusht --policy random --episodes 12 --frames 8 -o $tmp/r.h5 > $tmp/synth.log 2>&1 &&
 $jepa data synth --world pusht --policy noisy-expert --episodes 12 --frames 8 --seed 1 -o $tmp/e.h5 >> $tmp/synth.log 2>&1
@@ -41,3 +42,18 @@ check pusht_plan_strip_96px "dims '$dims'" test "$dims" = "882 392"
 $jepa plan configs/ac_pusht.yaml --no-model $cem --episodes 2 --per-episode meta.threads=1 2>/dev/null | grep episode > $tmp/a.txt
 $jepa plan configs/ac_pusht.yaml --no-model $cem --episodes 2 --per-episode meta.threads=1 2>/dev/null | grep episode > $tmp/b.txt
 check pusht_plan_deterministic "$(diff $tmp/a.txt $tmp/b.txt)" bash -c "test -s $tmp/a.txt && cmp -s $tmp/a.txt $tmp/b.txt"
+
+# The protocols (plan.pusht_start): the config's default is DINO-WM's (start and goal 25 steps apart on an expert
+# trajectory: each episode its own goal); uniform starts with the fixed goal T still run; a bad value exits 2.
+check pusht_plan_trajectory_default "$(grep '^pusht:' $tmp/plan.log)" \
+    grep -q '^pusht: .*start on an expert trajectory, goal its state 25 steps later' $tmp/plan.log
+goals=$(grep -o 'goal ([^)]*)' $tmp/a.txt | sort -u | wc -l)
+check pusht_plan_trajectory_goals_differ "$goals distinct goals: $(cat $tmp/a.txt)" test "$goals" = 2
+$jepa plan configs/ac_pusht.yaml --no-model $cem --episodes 2 --per-episode meta.threads=1 plan.pusht_start=uniform \
+    > $tmp/u.txt 2>&1
+rc=$?
+check pusht_plan_uniform_runs "exit $rc: $(cat $tmp/u.txt)" bash -c "test $rc = 0 && grep -q 'uniform starts' $tmp/u.txt && \
+    test \$(grep -c 'goal (256, 256,  0.79)' $tmp/u.txt) = 4"
+$jepa plan configs/ac_pusht.yaml --no-model plan.pusht_start=fixed > $tmp/bad.txt 2>&1
+rc=$?
+check pusht_plan_bad_protocol_exits_2 "exit $rc: $(cat $tmp/bad.txt)" bash -c "test $rc = 2 && grep -q pusht_start $tmp/bad.txt"

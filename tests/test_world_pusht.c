@@ -1,5 +1,5 @@
 // test_world_pusht.c: Push-T on Chipmunk2D: determinism, the PD-controlled pusher, pushing moves the block and
-// nothing else does (space damping 0), the walls hold, rendering, and the success test.
+// nothing else does (space damping 0), the walls hold, rendering, the success test, and the planning episodes.
 #include <math.h>
 #include <string.h>
 
@@ -133,7 +133,43 @@ static void test_planning_support(void) {
                solved, differ);
 }
 
+// The trajectory protocol (pusht_traj_episode): a pure function of (seed, episode); its goal is where the expert's
+// own targets take the start, exactly (the same Chipmunk operations in the same order); no start is already solved.
+static void test_trajectory_protocol(void) {
+    enum { K = 25, N = 100 };
+    int solved = 0, differ = 0, replay_off = 0, same_as_next = 0, seed_same = 0;
+    double worst = 0;
+    for (int e = 0; e < N; e++) {
+        PushtTrajEpisode a, b, c, other_seed;
+        double actions[2 * K];
+        pusht_traj_episode(3, e, K, &a, actions);
+        pusht_traj_episode(3, e, K, &b, NULL);
+        pusht_traj_episode(3, e + 1, K, &c, NULL);
+        pusht_traj_episode(4, e, K, &other_seed, NULL);
+        differ += memcmp(&a, &b, sizeof a) != 0;
+        same_as_next += !memcmp(&a.start, &c.start, sizeof a.start);
+        seed_same += !memcmp(&a.start, &other_seed.start, sizeof a.start);
+        solved += pusht_success(&a.start, &a.goal);
+        PushtSim *sim = pusht_restore(&a.start, a.velocity);
+        for (int t = 0; t < K; t++) pusht_step(sim, actions + 2 * t);
+        PushtState end;
+        pusht_get_state(sim, &end);
+        pusht_free(sim);
+        replay_off += memcmp(&end, &a.goal, sizeof end) != 0;
+        double dist, angle;
+        pusht_goal_error(&end, &a.goal, &dist, &angle);
+        worst = fmax(worst, dist + angle);
+    }
+    TEST_CHECK("pusht_traj_deterministic", differ == 0 && same_as_next == 0 && seed_same == 0,
+               "%d of %d differ between calls; %d equal the next episode's, %d the other seed's", differ, N,
+               same_as_next, seed_same);
+    TEST_CHECK("pusht_traj_goal_reachable", replay_off == 0, "%d of %d replays miss the goal (worst %.3g)", replay_off,
+               N, worst);
+    TEST_CHECK("pusht_traj_starts_unsolved", solved == 0, "%d of %d starts already succeed", solved, N);
+}
+
 int main(void) {
+    test_trajectory_protocol();
     test_planning_support();
     test_determinism();
     test_dynamics();
