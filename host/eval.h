@@ -155,6 +155,19 @@ typedef struct {
 } PixelScorer;
 void pixel_window_scores(void *ctx, const float *clips, int B, double *scores);
 
+// Does the predictor model motion at all? On lawful windows, the mean L1 of its predictions of the future tokens
+// against the target encoder's features there, beside "features persist" (each future token predicted by the last
+// context step's feature at the same spatial place), over all future tokens and over the `moving_fraction` of them
+// that persistence gets most wrong (where something moved; the rest is mostly still background).
+// pred, future [B, nt, D]; last [B, tps, D]; future token i sits at spatial place i % tps.
+typedef struct {
+    double predictor, persistence;                // mean L1 per channel, all future tokens
+    double predictor_moving, persistence_moving;  // the same over the moving tokens
+    long tokens, moving;
+} MotionErrors;
+void eval_motion_errors(const double *pred, const double *future, const double *last, int B, int nt, int tps, int D,
+                        double moving_fraction, MotionErrors *out);
+
 // ------------------------------------------------------------------------------------------------ commands
 
 int eval_command(int argc, char **argv);   // jepa eval probe|surprise ...

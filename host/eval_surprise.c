@@ -146,6 +146,99 @@ static void model_window_scores(void *ctx, const float *clips, int B, double *sc
     }
 }
 
+// ------------------------------------------------------------------------------------------------ motion check
+
+static int compare_doubles(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void eval_motion_errors(const double *pred, const double *future, const double *last, int B, int nt, int tps, int D,
+                        double moving_fraction, MotionErrors *out) {
+    const size_t n = (size_t)B * nt;
+    double *err_pred = xmalloc(n * sizeof(double)), *err_keep = xmalloc(n * sizeof(double));
+    *out = (MotionErrors){.tokens = (long)n};
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < nt; i++) {
+            const size_t k = (size_t)b * nt + i;
+            const double *p = pred + k * D, *f = future + k * D, *l = last + ((size_t)b * tps + i % tps) * D;
+            double ep = 0, ek = 0;
+            for (int c = 0; c < D; c++) ep += fabs(p[c] - f[c]), ek += fabs(l[c] - f[c]);
+            err_pred[k] = ep / D, err_keep[k] = ek / D;
+            out->predictor += err_pred[k] / n, out->persistence += err_keep[k] / n;
+        }
+    // The moving tokens: persistence's error at or above its (1 - moving_fraction) quantile.
+    double *sorted = xmalloc(n * sizeof(double));
+    memcpy(sorted, err_keep, n * sizeof(double));
+    qsort(sorted, n, sizeof(double), compare_doubles);
+    const size_t cut = (size_t)((1.0 - moving_fraction) * (double)n);
+    const double threshold = sorted[cut < n ? cut : n - 1];
+    for (size_t k = 0; k < n; k++)
+        if (err_keep[k] >= threshold) out->moving++, out->predictor_moving += err_pred[k], out->persistence_moving += err_keep[k];
+    out->predictor_moving /= (double)out->moving, out->persistence_moving /= (double)out->moving;
+    free(err_pred), free(err_keep), free(sorted);
+}
+
+// Non-affine LayerNorm of each token (eps 1e-5): the target features model_predict compares against.
+static void normalise_rows(double *x, size_t rows, int D) {
+    for (size_t r = 0; r < rows; r++) {
+        double *v = x + r * D, mean = 0, var = 0;
+        for (int c = 0; c < D; c++) mean += v[c] / D;
+        for (int c = 0; c < D; c++) var += (v[c] - mean) * (v[c] - mean) / D;
+        const double rstd = 1.0 / sqrt(var + 1e-5);
+        for (int c = 0; c < D; c++) v[c] = (v[c] - mean) * rstd;
+    }
+}
+
+// eval_motion_errors over `pairs` fresh lawful clips of one window each (the world's own sample stream, past the
+// pairs' samples), with the generator's predictor given the first context_steps time steps.
+static void motion_check(const SurpriseSpec *sp, EvalModel *em, int gen, int context_steps, int batch,
+                         MotionErrors *out) {
+    const ModelDims *d = &em->model->dims;
+    const int tps = d->grid_h * d->grid_w, nc = context_steps * tps, nt = d->tokens - nc, D = d->enc.width;
+    const int N = sp->pairs, T = sp->frames;
+    const size_t px = (size_t)sp->world.height * sp->world.width * 3;
+    uint8_t *rgb = xmalloc(T * px);
+    float *clips = xmalloc((size_t)batch * T * px * sizeof(float));                     // [batch, T, H, W, 3]
+    double *pred = xmalloc((size_t)N * nt * D * sizeof(double));                         // [N, nt, D]
+    double *future = xmalloc((size_t)N * nt * D * sizeof(double));                       // [N, nt, D]
+    double *last = xmalloc((size_t)N * tps * D * sizeof(double));                        // [N, tps, D]
+    double *all = xmalloc((size_t)batch * d->tokens * D * sizeof(double));               // [batch, tokens, D]
+    int32_t *ctx = xmalloc((size_t)batch * nc * sizeof(int32_t)), *tgt = xmalloc((size_t)batch * nt * sizeof(int32_t));
+    for (int b = 0; b < batch; b++) {
+        for (int i = 0; i < nc; i++) ctx[(size_t)b * nc + i] = i;
+        for (int i = 0; i < nt; i++) tgt[(size_t)b * nt + i] = nc + i;
+    }
+    for (int first = 0; first < N; first += batch) {
+        const int B = N - first < batch ? N - first : batch;
+        for (int b = 0; b < B; b++) {
+            balls_clip(&sp->world, sp->seed, (int64_t)1 << 40 | (first + b), T, 1, rgb, NULL);
+            data_normalise(rgb, (size_t)T * sp->world.height * sp->world.width, clips + (size_t)b * T * px);
+        }
+        const MaskBatch mk = {.B = B, .n_ctx = nc, .n_tgt = nt, .ctx = ctx, .tgt = tgt};
+        model_predict(em->model, clips, gen, &mk, pred + (size_t)first * nt * D, future + (size_t)first * nt * D);
+        model_encode(em->model, clips, B, 1, all);
+        normalise_rows(all, (size_t)B * d->tokens, D);
+        for (int b = 0; b < B; b++)
+            memcpy(last + ((size_t)first + b) * tps * D, all + ((size_t)b * d->tokens + nc - tps) * D,
+                   (size_t)tps * D * sizeof(double));
+    }
+    eval_motion_errors(pred, future, last, N, nt, tps, D, 0.1, out);
+    free(rgb), free(clips), free(pred), free(future), free(last), free(all), free(ctx), free(tgt);
+}
+
+static void print_motion(const char *who, const MotionErrors *m) {
+    printf("  motion, %-11s predictor L1 %.4f vs features-persist %.4f (%.2fx); on the 10%% most-changed tokens "
+           "%.4f vs %.4f (%.2fx)\n", who, m->predictor, m->persistence, m->predictor / m->persistence,
+           m->predictor_moving, m->persistence_moving, m->predictor_moving / m->persistence_moving);
+}
+
+static void write_motion(FILE *f, const char *name, const MotionErrors *m) {
+    fprintf(f, "\"%s\": {\"predictor\": %.6g, \"persistence\": %.6g, \"predictor_moving\": %.6g, "
+               "\"persistence_moving\": %.6g, \"tokens\": %ld, \"moving\": %ld}",
+            name, m->predictor, m->persistence, m->predictor_moving, m->persistence_moving, m->tokens, m->moving);
+}
+
 // ------------------------------------------------------------------------------------------------ jepa eval surprise
 
 static const char *SURPRISE_HELP =
@@ -158,7 +251,9 @@ static const char *SURPRISE_HELP =
     "first half as context and predicts the second half, and the window's surprise is the mean L1 between its\n"
     "predictions and the target encoder's features. A clip's surprise is its largest window's. Reports, per\n"
     "violation, pairwise accuracy (the twin more surprising than its lawful clip) and AUROC, beside the same model\n"
-    "at random init and a pixel baseline (frames persist: mean |frame - last context frame|).\n"
+    "at random init and a pixel baseline (frames persist: mean |frame - last context frame|). Also checks whether\n"
+    "the predictor models motion at all: on fresh lawful windows, its L1 beside \"features persist\" (the last\n"
+    "context step's target features copied forward), over all future tokens and the 10% that changed most.\n"
     "\n"
     "options:\n"
     "  --checkpoint DIR   a checkpoint folder or a run folder (its newest checkpoint that verifies)\n"
@@ -303,10 +398,13 @@ int eval_surprise_command(int argc, char **argv) {
     const double t0 = now_seconds();
     model_scores(&sp, &em, gen, context_steps, trained);
     const double t_model = now_seconds() - t0;
+    MotionErrors motion_trained, motion_random;
+    motion_check(&sp, &em, gen, context_steps, B, &motion_trained);
     if (a.baseline) {
         EvalModel rnd;
         eval_model_open(&rnd, a.ckpt, B, 1, a.n_overrides, a.overrides);
         model_scores(&sp, &rnd, gen, context_steps, random);
+        motion_check(&sp, &rnd, gen, context_steps, B, &motion_random);
         eval_model_close(&rnd);
     }
     PixelScorer ps = {.frames = sp.frames, .size = sp.world.height, .context_frames = context_steps * sp.tubelet};
@@ -348,9 +446,14 @@ int eval_surprise_command(int argc, char **argv) {
     }
     fprintf(f, "},\n\"overall_pairwise_accuracy\": {\"trained\": %.4f, ", overall[0]);
     if (a.baseline) fprintf(f, "\"random_init\": %.4f, ", overall[1]);
-    fprintf(f, "\"pixels\": %.4f}}\n", overall[2]);
+    fprintf(f, "\"pixels\": %.4f},\n\"motion\": {", overall[2]);
+    write_motion(f, "trained", &motion_trained);
+    if (a.baseline) fputs(", ", f), write_motion(f, "random_init", &motion_random);
+    fputs("}}\n", f);
     printf("  %-10s %5.3f                 %5.3f                 %5.3f\n", "all", overall[0],
            a.baseline ? overall[1] : NAN, overall[2]);
+    print_motion("trained:", &motion_trained);
+    if (a.baseline) print_motion("random init:", &motion_random);
     if (fclose(f) != 0) die_input("eval surprise: cannot write %s: %s", a.out, strerror(errno));
     printf("wrote %s (%.1f s for the trained model)\n", a.out, t_model);
     for (int v = 0; v < BALLS_VIOLATION_COUNT; v++) {

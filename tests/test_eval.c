@@ -200,6 +200,21 @@ static void test_surprise(void) {
     TEST_CHECK("surprise_no_model_is_chance", flat_acc == 0.5, "accuracy %.3f with a constant score", flat_acc);
 }
 
+// The motion check on hand-made features: one clip, 2 spatial places, 2 future steps, 2 channels. Persistence
+// copies the last context step forward; only place 1 of step 2 changed (by 4 per channel), so it alone is "moving".
+static void test_motion_errors(void) {
+    const double last[2 * 2] = {0, 0, 1, 1};                      // [tps=2, D=2]
+    const double future[4 * 2] = {0, 0, 1, 1, 0, 0, 5, 5};        // [nt=4, D=2]: step 1 still, step 2 place 1 moved
+    const double pred[4 * 2] = {0, 0, 1, 1, 1, 1, 4, 4};          // 1 off at step 2 place 0, 1 off at the moving token
+    MotionErrors m;
+    eval_motion_errors(pred, future, last, 1, 4, 2, 2, 0.25, &m);
+    const int ok = m.tokens == 4 && m.moving == 1 && fabs(m.persistence - 1.0) < 1e-12 &&
+                   fabs(m.predictor - 0.5) < 1e-12 && fabs(m.persistence_moving - 4.0) < 1e-12 &&
+                   fabs(m.predictor_moving - 1.0) < 1e-12;
+    TEST_CHECK("motion_errors_by_hand", ok, "tokens %ld moving %ld, predictor %.3f (0.5) persistence %.3f (1), moving %.3f (1) "
+               "vs %.3f (4)", m.tokens, m.moving, m.predictor, m.persistence, m.predictor_moving, m.persistence_moving);
+}
+
 // CRC-32C check value of "123456789" (RFC 3720 and every CRC catalogue): 0xE3069283.
 static void test_crc(void) {
     const uint32_t crc = tb_crc32c((const uint8_t *)"123456789", 9);
@@ -212,5 +227,6 @@ int main(void) {
     test_probe();
     test_twins();
     test_surprise();
+    test_motion_errors();
     TEST_EXIT();
 }
