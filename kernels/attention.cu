@@ -839,7 +839,8 @@ extern "C" void cuda_attention_fwd(cuda_stream stream, bf16_bits *out, float *ls
         CUDA_CHECK_LAUNCH();
         return;
     }
-    // opt-in Hopper path (attention_sm90.cu: JEPA_ATTN_SM90=1, cc 9.0, hd 64, non-causal; unverified on a GPU)
+    // opt-in Hopper path (attention_sm90.cu: JEPA_ATTN_SM90=1, cc 9.0, hd 24|32|64|80|88|128, frame-causal or
+    // not; unverified on a GPU)
     if (cuda_attention_fwd_sm90(s, p.out, lse, p.qkv, B, N, H, hd, frame_tokens)) return;
     switch (attn_padded_hd(hd)) {
         case 32: attn_fwd_launch<32>(p, s); break;
@@ -903,7 +904,8 @@ extern "C" void cuda_attention_bwd(cuda_stream stream, bf16_bits *dqkv, const bf
         CUDA_CHECK_LAUNCH();
         return;
     }
-    // opt-in Hopper path (attention_sm90.cu: JEPA_ATTN_SM90=1, cc 9.0, hd 64, non-causal, workspace; unverified)
+    // opt-in Hopper path (attention_sm90.cu: JEPA_ATTN_SM90=1, cc 9.0, hd 24|32|64|80|88|128, frame-causal or
+    // not, workspace; unverified)
     if (cuda_attention_bwd_sm90(s, p.dqkv, p.dout, p.qkv, lse, p.D, (char *)attn_workspace + need,
                                 attn_workspace_bytes - need, B, N, H, hd, frame_tokens))
         return;

@@ -1,22 +1,30 @@
 // test_cuda_attention_sm90.c: the opt-in Hopper forward and backward (kernels/attention_sm90.cu, JEPA_ATTN_SM90=1)
-// against the CPU reference (attention_cpu.c through a cpu-f32 Backend) on fresh random bf16 inputs, head dim 64,
-// non-causal. Forward:
-//   - B2 H4 at N 100 (one partial key tile, one partial query CTA), 257 (a 1-key tail tile), 1568 (13 tiles, tail of
-//     32), and N 257 with q x4 (peaky rows: the online rescaling across tiles matters); every (b,h) checked;
-//   - out and lse poisoned (0xFF = NaN) before each run, so an unwritten element fails;
-//   - the sm_90a kernel must actually have run (its launch counter moved), and an ineligible call (frame-causal,
-//     or hd 32) with the variable set must take the existing path and still be right.
+// against the CPU reference (attention_cpu.c through a cpu-f32 Backend) on fresh random bf16 inputs, for every head
+// dim with an instantiation (24, 32, 64, 80, 88, 128) and the frame-causal mask. Forward:
+//   - hd 64: B2 H4 at N 100 (one partial key tile, one partial query CTA), 257 (a 1-key tail tile), 1568 (13
+//     tiles, tail of 32), N 257 with q x4 (peaky rows: the online rescaling across tiles matters) and N 1; every
+//     other head dim at N 100 and 257 (hd 24 and 88: the zero-filled padding columns of their last swizzle atom);
+//   - frame-causal: frames of 16 (many per tile), 100 (crossing tile edges), 256 at N 1024 (whole key tiles in the
+//     future of a query CTA: skipped, not computed) at hd 64, 128, 32 and 24;
+//   - out and lse poisoned (0xFF = NaN) before each run, so an unwritten element fails; every (b,h) checked;
+//   - the sm_90a kernel must actually have run (its launch counter moved) and no pipeline wait may have given up
+//     (cuda_attention_sm90_hang_flag); an ineligible call (hd 48) with the variable set takes the existing path
+//     and is still right.
 // Backward (through cuda_attention_bwd, which runs attention.cu's D pre-pass, then the sm_90a kernels):
-//   - B2 H3 at N 100 (a tail key tile whose second 64-key half is partly past N, one partial query tile), 64 (the
-//     second half wholly past N), 257, and B1 H2 N1568; every (b,h); the inputs out and lse are the CPU forward's
-//     (out rounded to bf16), so a forward error does not show up here;
+//   - hd 64: B2 H3 at N 100 (a tail key tile whose second 64-key half is partly past N, one partial query tile),
+//     64 (the second half wholly past N), 257, and B1 H2 N1568; every other head dim at N 257; frame-causal with
+//     frames of 16, 100 and 256 (query tiles before a key tile's first frame skipped; dQ summed over the key tiles
+//     that saw each row); every (b,h); the inputs out and lse are the CPU forward's (out rounded to bf16), so a
+//     forward error does not show up here;
 //   - dqkv prefilled with known random values (per slot at the reference gradient's rms) and the increment of each
 //     of dq, dk, dv compared; the workspace (dQ partials) poisoned with NaN first, so a partial row the kernel
-//     does not write fails; run twice from the same prefill: bitwise identical (no atomics);
-//   - both dQ schemes: per-key-tile partials (default) and JEPA_ATTN_SM90_DQ=ordered (N 257 and 1568);
-//   - the sm_90a backward must have run (its launch counter), and must not where it does not apply: frame-causal,
-//     and a workspace sized with the variable unset (too small for the partials): the mma.sync path then runs.
-// SKIP with the reason without a CUDA build, without a device, or on a device that is not compute capability 9.0.
+//     does not write (and the reduction reads) fails; run twice from the same prefill: bitwise identical;
+//   - both dQ schemes: per-key-tile partials (default) and JEPA_ATTN_SM90_DQ=ordered (N 257, 1568, frame-causal);
+//   - the sm_90a backward must have run (its launch counter), and must not where it does not apply: hd 48, and a
+//     workspace sized with the variable unset (too small for the partials): the mma.sync path then runs.
+// Host only (no device needed): the workspace sizes, and the mask's tile plan against the pairs it leaves (brute
+// force, check_tile_plan). SKIP with the reason without a CUDA build, without a device, or on a device that is not
+// compute capability 9.0.
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +51,8 @@ int main(void) {
 
 long cuda_attention_sm90_launches(void);      // kernels/attention_sm90.cu
 long cuda_attention_sm90_bwd_launches(void);  // kernels/attention_sm90.cu
+int cuda_attention_sm90_hang_flag(void);      // kernels/attention_sm90.cu
+void cuda_attention_sm90_tile_plan(int N, int F, int *fwd_tiles, int *bwd_first, int *dq_tiles);
 
 // Tolerances as tests/test_cuda_attention.c (the same bf16 rounding of P before P V and of out: ~2e-3 expected;
 // a wrong tile, swizzle or mask moves out by 1e-1 or more). lse: fp32 on both sides, ~1e-6 expected.
@@ -86,6 +96,8 @@ static void run_case(const Case *c) {
     const long ran = cuda_attention_sm90_launches() - before;
     snprintf(name, sizeof name, "%s %s the sm_90a kernel", tag, c->expect_sm90 ? "runs" : "does not run");
     TEST_CHECK(name, ran == c->expect_sm90, "%ld sm_90a launches, expected %d", ran, c->expect_sm90);
+    snprintf(name, sizeof name, "%s no pipeline wait gave up", tag);
+    TEST_CHECK(name, cuda_attention_sm90_hang_flag() == 0, "an mbarrier or turn wait timed out (~20 s)");
     uint16_t *out_g = xmalloc(z.n_o * 2);    // [B,N,H,hd]
     float *lse_g = xmalloc(z.n_l * sizeof(float));  // [B,H,N]
     CU(cudaMemcpy(out_g, d_out, z.n_o * 2, cudaMemcpyDeviceToHost));
@@ -238,6 +250,8 @@ static void run_bwd_case(const BwdCase *c) {
     snprintf(name, sizeof name, "%s %s the sm_90a backward", tag, c->expect_sm90 ? "runs" : "does not run");
     TEST_CHECK(name, ran == 2 * c->expect_sm90, "%ld sm_90a backward launches in 2 runs, expected %d", ran,
                2 * c->expect_sm90);
+    snprintf(name, sizeof name, "%s no pipeline wait gave up", tag);
+    TEST_CHECK(name, cuda_attention_sm90_hang_flag() == 0, "an mbarrier or turn wait timed out (~20 s)");
 
     static const char *slot_name[3] = {"dq", "dk", "dv"};
     Cmp cg[3];
@@ -292,26 +306,86 @@ static void check_workspace_contract(void) {
     const size_t d_want = ((size_t)24 * 16 * 1568 * 4 + 255) / 256 * 256;
     setenv("JEPA_ATTN_SM90", "1", 1);
     const size_t part = cuda_attention_bwd_workspace(24, 1568, 16, 64);
-    const size_t hd32 = cuda_attention_bwd_workspace(24, 1568, 16, 32);
+    const size_t hd48 = cuda_attention_bwd_workspace(24, 1568, 16, 48);  // no instantiation: D only
+    const size_t hd24 = cuda_attention_bwd_workspace(24, 1568, 16, 24);
     const size_t big = cuda_attention_bwd_workspace(24, 6272, 16, 64);  // partials 30 GB: over the cap
     const size_t part_want = d_want + (size_t)13 * 24 * 16 * 1568 * 64 * 4;  // 13 key tiles of 128
+    const size_t hd24_want = d_want + (size_t)13 * 24 * 16 * 1568 * 24 * 4;  // partial rows of hd, not padded
     setenv("JEPA_ATTN_SM90_DQ", "ordered", 1);
     const size_t ord = cuda_attention_bwd_workspace(24, 1568, 16, 64);
     const size_t ord_want = d_want + (size_t)24 * 16 * 1568 * 64 * 4 + ((size_t)24 * 16 * 25 * 4 + 255) / 256 * 256;
     unsetenv("JEPA_ATTN_SM90_DQ");
     unsetenv("JEPA_ATTN_SM90");
-    TEST_CHECK(name, d_only == d_want && part == part_want && hd32 == d_want && ord == ord_want,
-               "B24 N1568 H16: unset %zu (want %zu), set %zu (want %zu), hd 32 %zu (want %zu), N6272 %zu; "
-               "ordered %zu (want %zu)",
-               d_only, d_want, part, part_want, hd32, d_want, big, ord, ord_want);
+    TEST_CHECK(name, d_only == d_want && part == part_want && hd48 == d_want && hd24 == hd24_want && ord == ord_want,
+               "B24 N1568 H16: unset %zu (want %zu), set %zu (want %zu), hd 48 %zu (want %zu), hd 24 %zu (want "
+               "%zu), N6272 %zu; ordered %zu (want %zu)",
+               d_only, d_want, part, part_want, hd48, d_want, hd24, hd24_want, big, ord, ord_want);
     char big_name[256];
     snprintf(big_name, sizeof big_name, "%s: N6272 partials over the 3 GiB cap ask for nothing more", name);
     const size_t big_d = ((size_t)24 * 16 * 6272 * 4 + 255) / 256 * 256;
     TEST_CHECK(big_name, big == big_d, "%zu bytes, want D only (%zu)", big, big_d);
 }
 
+// Whether query i sees key j under the frame-causal mask of frames of F tokens (F 0: no mask): attention.cu's rule.
+static int sees(int i, int j, int F) { return F <= 0 || j / F <= i / F; }
+
+// The mask's tile plan (host arithmetic, no device) against the pairs it leaves, brute force: a forward CTA of 128
+// query rows runs exactly the key tiles up to the last one holding a key some row sees (so every visible key is
+// computed and no tile after it); a backward CTA of 128 keys starts at the first 64-row query tile holding a query
+// that sees one of its keys; the dQ reduce sums for row i exactly the key tiles that visited its query tile, and
+// those include every key tile holding a key row i sees (else its dq would miss terms).
+static void check_tile_plan(void) {
+    static const int Ns[] = {1, 64, 100, 129, 257, 300, 1024, 2048};
+    static const int Fs[] = {0, 1, 7, 16, 64, 100, 128, 256, 300, 5000};
+    int bad = 0;
+    char detail[256] = "";
+    for (size_t a = 0; a < sizeof Ns / sizeof Ns[0]; a++)
+        for (size_t c = 0; c < sizeof Fs / sizeof Fs[0]; c++) {
+            const int N = Ns[a], F = Fs[c], nt = (N + 127) / 128;
+            int *fwd = xmalloc(nt * sizeof(int)), *first = xmalloc(nt * sizeof(int)), *dq = xmalloc(N * sizeof(int));
+            cuda_attention_sm90_tile_plan(N, F, fwd, first, dq);
+            for (int t = 0; t < nt; t++) {
+                int last_key = -1, first_q = -1;  // the last key a row of forward CTA t sees; the first query
+                for (int i = 128 * t; i < N && i < 128 * (t + 1); i++)  // that sees a key of backward CTA t
+                    for (int j = 0; j < N; j++)
+                        if (sees(i, j, F) && j > last_key) last_key = j;
+                for (int i = 0; i < N && first_q < 0; i++)
+                    for (int j = 128 * t; j < N && j < 128 * (t + 1); j++)
+                        if (sees(i, j, F)) {
+                            first_q = i;
+                            break;
+                        }
+                if (fwd[t] != last_key / 128 + 1 || first[t] != first_q / 64) {
+                    if (!bad++)
+                        snprintf(detail, sizeof detail, "N %d F %d tile %d: forward key tiles %d (want %d), backward "
+                                 "first query tile %d (want %d)", N, F, t, fwd[t], last_key / 128 + 1, first[t],
+                                 first_q / 64);
+                }
+            }
+            for (int i = 0; i < N; i++) {
+                int visited = 0, needed = 0;  // key tiles visiting i's query tile; the last holding a key i sees
+                for (int t = 0; t < nt; t++) {
+                    if (first[t] <= i / 64) visited = visited == t ? t + 1 : -1000;  // must be a prefix 0..k
+                    for (int j = 128 * t; j < N && j < 128 * (t + 1); j++)
+                        if (sees(i, j, F)) needed = t + 1;
+                }
+                if (dq[i] != visited || dq[i] < needed) {
+                    if (!bad++)
+                        snprintf(detail, sizeof detail, "N %d F %d row %d: dQ sums %d key tiles, visited %d (-1000 "
+                                 "or less: not a prefix), needs %d", N, F, i, dq[i], visited, needed);
+                }
+            }
+            free(fwd);
+            free(first);
+            free(dq);
+        }
+    TEST_CHECK(GROUP " frame-causal tile plan (host only, 80 N x F pairs)", bad == 0, "%d mismatches; first: %s",
+               bad, detail);
+}
+
 int main(void) {
     check_workspace_contract();
+    check_tile_plan();
     char reason[256];
     if (cuda_test_no_device(reason, sizeof reason)) {
         TEST_SKIP(GROUP, reason);
@@ -334,16 +408,30 @@ int main(void) {
     static const Case cases[] = {
         {2, 100, 4, 64, 0, 1.0, 1}, {2, 257, 4, 64, 0, 1.0, 1}, {2, 1568, 4, 64, 0, 1.0, 1},
         {2, 257, 4, 64, 0, 4.0, 1}, {1, 1, 2, 64, 0, 1.0, 1},
-        {2, 257, 4, 64, 16, 1.0, 0},  // frame-causal: not this kernel's
-        {2, 257, 4, 32, 0, 1.0, 0},   // hd 32: not this kernel's
+        // every other head dim: a partial CTA (N 100) and a 1-key tail tile (N 257)
+        {2, 100, 3, 24, 0, 1.0, 1}, {2, 257, 3, 24, 0, 1.0, 1}, {2, 100, 3, 32, 0, 1.0, 1},
+        {2, 257, 3, 32, 0, 1.0, 1}, {2, 100, 3, 80, 0, 1.0, 1}, {2, 257, 3, 80, 0, 1.0, 1},
+        {2, 100, 3, 88, 0, 1.0, 1}, {2, 257, 3, 88, 0, 1.0, 1}, {2, 100, 3, 128, 0, 1.0, 1},
+        {2, 257, 3, 128, 0, 1.0, 1},
+        // frame-causal: frames of 16, 100 (across tile edges), 256 (whole future key tiles skipped)
+        {2, 257, 3, 64, 16, 1.0, 1}, {2, 300, 3, 64, 100, 4.0, 1}, {1, 1024, 2, 64, 256, 1.0, 1},
+        {2, 300, 3, 128, 100, 1.0, 1}, {1, 1024, 2, 128, 256, 1.0, 1}, {2, 257, 3, 32, 16, 1.0, 1},
+        {2, 300, 3, 24, 100, 1.0, 1}, {2, 300, 3, 88, 100, 1.0, 1},
+        {2, 257, 4, 48, 0, 1.0, 0},  // hd 48: no instantiation, the mma.sync path
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
     // {B, N, H, hd, ft, small_ws, expect_sm90, ordered}
     static const BwdCase bwd_cases[] = {
         {2, 100, 3, 64, 0, 0, 1, 0}, {2, 64, 3, 64, 0, 0, 1, 0}, {2, 257, 3, 64, 0, 0, 1, 0},
         {1, 1568, 2, 64, 0, 0, 1, 0}, {2, 257, 3, 64, 0, 0, 1, 1}, {1, 1568, 2, 64, 0, 0, 1, 1},
-        {2, 257, 3, 64, 16, 0, 0, 0},  // frame-causal: not this kernel's
-        {2, 257, 3, 64, 0, 1, 0, 0},   // workspace sized without the partials
+        {2, 257, 3, 24, 0, 0, 1, 0}, {2, 257, 3, 32, 0, 0, 1, 0}, {2, 257, 3, 80, 0, 0, 1, 0},
+        {2, 257, 3, 88, 0, 0, 1, 0}, {2, 257, 3, 128, 0, 0, 1, 0}, {2, 100, 3, 128, 0, 0, 1, 1},
+        // frame-causal, both dQ schemes
+        {2, 257, 3, 64, 16, 0, 1, 0}, {2, 300, 3, 64, 100, 0, 1, 0}, {1, 1024, 2, 64, 256, 0, 1, 0},
+        {1, 1024, 2, 64, 256, 0, 1, 1}, {2, 300, 3, 128, 100, 0, 1, 0}, {2, 300, 3, 128, 100, 0, 1, 1},
+        {2, 257, 3, 24, 16, 0, 1, 0}, {2, 300, 3, 88, 100, 0, 1, 0},
+        {2, 257, 3, 48, 0, 0, 0, 0},  // hd 48: no instantiation
+        {2, 257, 3, 64, 0, 1, 0, 0},  // workspace sized without the partials
     };
     for (size_t i = 0; i < sizeof bwd_cases / sizeof bwd_cases[0]; i++) run_bwd_case(&bwd_cases[i]);
     unsetenv("JEPA_ATTN_SM90");
