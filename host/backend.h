@@ -40,6 +40,8 @@ struct Backend {
     void (*upload_f64)(Backend *b, void *dst, size_t elem_size, const double *host_src, size_t n);
     void (*download_f64)(Backend *b, double *host_dst, const void *src, size_t elem_size, size_t n);
     void (*synchronize)(Backend *b);
+    // Bytes of this backend's own allocations (alloc, and its internal buffers) live now and the most at once so far.
+    void (*memory)(Backend *b, size_t *now, size_t *peak);
 
     // ---- input double buffer: clips for the next micro-batch travel while the current one computes.
     // Fill input_host(slot, n) (host floats; it first waits until that slot's previous copy has left it), then
@@ -75,6 +77,11 @@ struct Backend {
     // dinp[R,C] +=, dw[C] +=, dbias[C] += (dw, dbias NULL when w is NULL).
     void (*layernorm_bwd)(Backend *b, void *dinp, void *dw, void *dbias, const void *dout, const void *inp,
                           const void *w, const void *mean, const void *rstd, int R, int C);
+    // The residual add and the LayerNorm that reads it, fused where a backend can (backend_add_layernorm_fwd below
+    // is the composition, the default): sum[R,C] = x + y (the residual stream the backward reads), then
+    // layernorm_fwd(out, mean, rstd, sum, w, bias). sum must not overlap x, y or out.
+    void (*add_layernorm_fwd)(Backend *b, void *sum, void *out, void *mean, void *rstd, const void *x, const void *y,
+                              const void *w, const void *bias, int R, int C, double eps);
 
     // ---- attention, softmax(q k^T / sqrt(hd)) v per head
     // qkv[B,N,3,H,hd] (PyTorch's fused qkv Linear output), out[B,N,H,hd], lse[B,H,N] stats (kept for backward).
@@ -144,9 +151,27 @@ struct Backend {
     // as adamw's.
     void (*ema)(Backend *b, void *target, void *working, const void *source, size_t n, double momentum,
                 const void *skip);
+    // adamw, then ema of the new parameters into target (target = momentum * target + (1 - momentum) * param), in
+    // one pass that reads the new weights once; the same results as the two ops. target and target_working [n] are
+    // the slices that match param's (working, target_working as adamw's and ema's); skip guards both.
+    // NULL: the backend has no such pass (the caller runs adamw, then one ema over the whole encoder).
+    void (*adamw_ema)(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n, double lr,
+                      double beta1, double beta2, double eps, double weight_decay, long step, void *target,
+                      void *target_working, double momentum, const void *skip);
     // working copy (esize) from master (msize); a no-op alias on the CPU where both are the same buffer
     void (*cast_params)(Backend *b, void *working, const void *master, size_t n);
 };
+
+// The allocations a backend holds (pointer, bytes as asked), behind Backend.memory: a few dozen, released rarely.
+typedef struct {
+    struct {
+        void *p;
+        size_t bytes;
+    } *live;                   // [n]
+    size_t n, cap, now, peak;  // entries; bytes held now and the most at once
+} AllocLedger;
+void alloc_ledger_add(AllocLedger *l, void *p, size_t bytes);
+void alloc_ledger_remove(AllocLedger *l, void *p);  // nothing for a pointer it does not hold (NULL)
 
 // CPU backends: double_precision 0 = fp32 (training), 1 = fp64 (finite-difference tests). threads 0 = all cores.
 Backend *backend_cpu_create(int double_precision, int threads);
@@ -166,6 +191,14 @@ static inline void backend_matmul_bwd_dgelu(Backend *b, void *d_pre, void *dw, v
     b->matmul_bwd(b, scratch, dw, dbias, dout, inp, w, M, N, K);
     b->zero(b, d_pre, n * b->esize);
     b->gelu_bwd(b, d_pre, pre, scratch, n);
+}
+
+// The composition behind add_layernorm_fwd (backend.h's definition of what it computes).
+static inline void backend_add_layernorm_fwd(Backend *b, void *sum, void *out, void *mean, void *rstd, const void *x,
+                                             const void *y, const void *w, const void *bias, int R, int C,
+                                             double eps) {
+    b->add(b, sum, x, y, (size_t)R * C);
+    b->layernorm_fwd(b, out, mean, rstd, sum, w, bias, R, C, eps);
 }
 
 // alloc naming what the memory is for ("activation arena"), so that running out of it says what to lower.

@@ -13,6 +13,33 @@
 
 #define CPU_ALIGN 64  // cache line; also enough for any SIMD load
 
+// ---- input double buffer and memory accounting
+typedef struct {
+    float *input[2];  // [input_elems[slot]] host clips per slot
+    size_t input_elems[2];
+    AllocLedger ledger;  // every allocation alive, for Backend.memory
+} CpuImpl;
+
+void alloc_ledger_add(AllocLedger *l, void *p, size_t bytes) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->live = xrealloc(l->live, l->cap * sizeof(*l->live));
+    }
+    l->live[l->n].p = p;
+    l->live[l->n++].bytes = bytes;
+    l->now += bytes;
+    if (l->now > l->peak) l->peak = l->now;
+}
+
+void alloc_ledger_remove(AllocLedger *l, void *p) {
+    for (size_t i = l->n; i-- > 0;)  // the newest first: scratch buffers come and go
+        if (l->live[i].p == p) {
+            l->now -= l->live[i].bytes;
+            l->live[i] = l->live[--l->n];
+            return;
+        }
+}
+
 // ---- memory (type-free)
 static void *cpu_alloc(Backend *b, size_t bytes) {
     const size_t rounded = (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;  // aligned_alloc wants a multiple
@@ -21,10 +48,20 @@ static void *cpu_alloc(Backend *b, size_t bytes) {
         die_internal("out of host memory allocating %zu bytes for %s on the CPU backend", bytes,
                      b->alloc_what ? b->alloc_what : "a buffer");
     memset(p, 0, rounded);
+    alloc_ledger_add(&((CpuImpl *)b->impl)->ledger, p, bytes);
     return p;
 }
 
-static void cpu_release(Backend *b, void *p) { free(p); }
+static void cpu_release(Backend *b, void *p) {
+    alloc_ledger_remove(&((CpuImpl *)b->impl)->ledger, p);
+    free(p);
+}
+
+static void cpu_memory(Backend *b, size_t *now, size_t *peak) {
+    const AllocLedger *l = &((CpuImpl *)b->impl)->ledger;
+    *now = l->now;
+    *peak = l->peak;
+}
 static void cpu_zero(Backend *b, void *p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_copy(Backend *b, void *dst, const void *src, size_t bytes) { memmove(dst, src, bytes); }
 static void cpu_upload(Backend *b, void *dst, const void *host_src, size_t bytes) { memcpy(dst, host_src, bytes); }
@@ -54,11 +91,6 @@ static void cpu_download_f64(Backend *b, double *host_dst, const void *src, size
 }
 
 // ---- input double buffer: the host buffers are the backend's; the copy is a conversion done at once.
-typedef struct {
-    float *input[2];  // [input_elems[slot]] host clips per slot
-    size_t input_elems[2];
-} CpuImpl;
-
 static float *cpu_input_host(Backend *b, int slot, size_t n) {
     CpuImpl *c = b->impl;
     if (c->input_elems[slot] < n) {
@@ -84,6 +116,7 @@ static void cpu_input_noop(Backend *b, int slot) {}
 static void cpu_destroy(Backend *b) {
     CpuImpl *c = b->impl;
     for (int s = 0; s < 2; s++) free(c->input[s]);
+    free(c->ledger.live);
     free(c);
 }
 
@@ -117,6 +150,7 @@ Backend *backend_cpu_create(int double_precision, int threads) {
     b->upload_f64 = cpu_upload_f64;
     b->download_f64 = cpu_download_f64;
     b->synchronize = cpu_synchronize;
+    b->memory = cpu_memory;
     if (double_precision) {
         cpu_set_ops_f64(b);
     } else {
@@ -125,6 +159,7 @@ Backend *backend_cpu_create(int double_precision, int threads) {
     // the plain compositions: the model's fused-op calls give the separate ops' results bit for bit
     b->matmul_fwd_gelu = backend_matmul_fwd_gelu;
     b->matmul_bwd_dgelu = backend_matmul_bwd_dgelu;
+    b->add_layernorm_fwd = backend_add_layernorm_fwd;
     return b;
 }
 
@@ -226,6 +261,15 @@ static void FN(cpu_ema)(Backend *b, void *target, void *working, const void *sou
     FN(ema)(target, source, n, momentum);
     if (working) FN(cast_params)(working, target, n);
 }
+// The fused pass of adamw then ema (optim_cpu.c: bit for bit the two ops), used always on the CPU.
+static void FN(cpu_adamw_ema)(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n,
+                              double lr, double beta1, double beta2, double eps, double weight_decay, long step,
+                              void *target, void *target_working, double momentum, const void *skip) {
+    if (FN(skip_update)(skip)) return;
+    FN(adamw_ema)(param, grad, m, v, target, n, lr, beta1, beta2, eps, weight_decay, step, momentum);
+    if (working) FN(cast_params)(working, param, n);
+    if (target_working) FN(cast_params)(target_working, target, n);
+}
 static void FN(cpu_cast_params)(Backend *b, void *working, const void *master, size_t n) {
     FN(cast_params)(working, master, n);
 }
@@ -257,6 +301,7 @@ static void FN(cpu_set_ops)(Backend *b) {
     b->nonfinite_flag = FN(cpu_nonfinite_flag);
     b->adamw = FN(cpu_adamw);
     b->ema = FN(cpu_ema);
+    b->adamw_ema = FN(cpu_adamw_ema);
     b->cast_params = FN(cpu_cast_params);
 }
 

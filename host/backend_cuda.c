@@ -121,10 +121,9 @@ typedef struct {
     size_t ring_at;              // next free byte
     int ring_half;               // the half being filled (ring_at may sit at its very end after an exact fit)
     cudaEvent_t ring_left[2];    // recorded on compute when the ring moves out of a half
-    // every live device_alloc (pointer, bytes), for backend_cuda_memory; a few dozen, freed rarely
-    struct { void *p; size_t bytes; } *live;
-    size_t n_live, cap_live, bytes_now, bytes_peak;
+    AllocLedger ledger;          // every live device_alloc, for backend_cuda_memory
     int gelu_told_unfused;       // JEPA_FUSE_GELU=1: a shape the epilogue could not take was reported
+    int ln_told_unfused;         // JEPA_FUSE_LN=1: a call the fused kernel could not take was reported
 } CudaImpl;
 
 static CudaImpl *impl(Backend *b) { return (CudaImpl *)b->impl; }
@@ -211,39 +210,26 @@ static void *device_alloc(Backend *b, const char *what, size_t bytes) {
         size_t free_b = 0, total_b = 0;
         cudaMemGetInfo(&free_b, &total_b);
         die_input("out of GPU memory: %s needs %.2f GiB (%zu bytes); GPU %d (%s) has %.2f GiB free of %.2f GiB\n"
-                  "---> HINT: lower data.batch_size or set model.checkpoint_activations: true (or a smaller model)",
+                  "---> HINT: lower data.batch_size or set model.checkpoint_every: 1 (= model.checkpoint_activations: "
+                  "true), or a smaller model; `jepa train CONFIG --dry-run` prints the memory plan",
                   what ? what : "a buffer", gib(bytes), bytes, impl(b)->device, impl(b)->gpu, gib(free_b),
                   gib(total_b));
     }
     CUDA_CHECK(e);
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 256, stream(b)));
-    CudaImpl *c = impl(b);
-    if (c->n_live == c->cap_live) {
-        c->cap_live = c->cap_live ? 2 * c->cap_live : 64;
-        c->live = xrealloc(c->live, c->cap_live * sizeof(*c->live));
-    }
-    c->live[c->n_live].p = p;
-    c->live[c->n_live++].bytes = bytes;
-    c->bytes_now += bytes;
-    if (c->bytes_now > c->bytes_peak) c->bytes_peak = c->bytes_now;
+    alloc_ledger_add(&impl(b)->ledger, p, bytes);
     return p;
 }
 
 static void device_free(Backend *b, void *p) {
-    CudaImpl *c = impl(b);
-    for (size_t i = 0; i < c->n_live; i++)
-        if (c->live[i].p == p) {
-            c->bytes_now -= c->live[i].bytes;
-            c->live[i] = c->live[--c->n_live];
-            break;
-        }
+    alloc_ledger_remove(&impl(b)->ledger, p);
     CUDA_CHECK(cudaFree(p));
 }
 
 struct CUstream_st *backend_cuda_stream(Backend *b) { return stream(b); }
 void backend_cuda_memory(Backend *b, size_t *current, size_t *peak) {
-    *current = impl(b)->bytes_now;
-    *peak = impl(b)->bytes_peak;
+    *current = impl(b)->ledger.now;
+    *peak = impl(b)->ledger.peak;
 }
 
 static void *cu_alloc(Backend *b, size_t bytes) { return device_alloc(b, b->alloc_what, bytes); }
@@ -362,10 +348,11 @@ static void cu_matmul_bwd(Backend *b, void *dinp, void *dw, void *dbias, const v
 // ---- JEPA_FUSE_GELU=1 (opt-in, read at backend creation): the MLP's GELU in cuBLASLt's epilogues, which compute the
 // tanh-approximate GELU, not V-JEPA's exact erf one (kernels/matmul.cu). Off (default): backend.h's compositions.
 // A shape the epilogue cannot take runs the composition (said once).
-static int fuse_gelu_requested(void) {
-    const char *v = getenv("JEPA_FUSE_GELU");
+// An opt-in switch of the environment: unset, empty or 0 off, 1 on, anything else an input error.
+static int fuse_requested(const char *var) {
+    const char *v = getenv(var);
     if (!v || !*v || strcmp(v, "0") == 0) return 0;
-    if (strcmp(v, "1") != 0) die_input("environment: JEPA_FUSE_GELU=%s: expected 0 or 1", v);
+    if (strcmp(v, "1") != 0) die_input("environment: %s=%s: expected 0 or 1", var, v);
     return 1;
 }
 static void gelu_unfused(Backend *b, const char *which, int M, int N, int K) {
@@ -389,6 +376,17 @@ static void cu_matmul_bwd_dgelu_fused(Backend *b, void *d_pre, void *dw, void *d
 static void cu_layernorm_fwd(Backend *b, void *out, void *mean, void *rstd, const void *inp, const void *w,
                              const void *bias, int R, int C, double eps) {
     cuda_layernorm_fwd(stream(b), out, mean, rstd, inp, w, bias, R, C, (float)eps);
+}
+// ---- JEPA_FUSE_LN=1 (opt-in until a GPU has verified it): the block's residual add and the LayerNorm after it in one
+// kernel (kernels/layernorm.cu); a call it cannot take runs backend.h's composition (said once). Off: the composition.
+static void cu_add_layernorm_fwd_fused(Backend *b, void *sum, void *out, void *mean, void *rstd, const void *x,
+                                       const void *y, const void *w, const void *bias, int R, int C, double eps) {
+    if (cuda_add_layernorm_fwd(stream(b), sum, out, mean, rstd, x, y, w, bias, R, C, (float)eps)) return;
+    if (!impl(b)->ln_told_unfused) {
+        impl(b)->ln_told_unfused = 1;
+        printf("layernorm: JEPA_FUSE_LN: R=%d C=%d runs unfused (C, alignment or overlapping buffers)\n", R, C);
+    }
+    backend_add_layernorm_fwd(b, sum, out, mean, rstd, x, y, w, bias, R, C, eps);
 }
 static void cu_layernorm_bwd(Backend *b, void *dinp, void *dw, void *dbias, const void *dout, const void *inp,
                              const void *w, const void *mean, const void *rstd, int R, int C) {
@@ -583,6 +581,14 @@ static void cu_ema(Backend *b, void *target, void *working, const void *source, 
                    const void *skip) {
     cuda_ema(stream(b), target, working == target ? NULL : working, source, n, (float)momentum, skip);
 }
+// JEPA_FUSE_EMA=1 (opt-in until a GPU has verified it): the target's EMA in AdamW's pass (optim.c folds it when the
+// backend has adamw_ema).
+static void cu_adamw_ema(Backend *b, void *param, void *working, const void *grad, void *m, void *v, size_t n,
+                         double lr, double beta1, double beta2, double eps, double weight_decay, long step,
+                         void *target, void *target_working, double momentum, const void *skip) {
+    cuda_adamw_ema(stream(b), param, working, grad, m, v, target, target_working, n, (float)lr, (float)beta1,
+                   (float)beta2, (float)eps, (float)weight_decay, step, (float)momentum, skip);
+}
 static void cu_cast_params(Backend *b, void *working, const void *master, size_t n) {
     cuda_cast_params(stream(b), working, master, n);
 }
@@ -656,7 +662,7 @@ static void cu_destroy(Backend *b) {
     CUDA_CHECK(cudaEventDestroy(c->copy_done));
     CUDA_CHECK(cudaStreamDestroy(c->copy));
     CUDA_CHECK(cudaStreamDestroy(c->compute));
-    free(c->live);
+    free(c->ledger.live);
     free(c);
     b->impl = NULL;
 }
@@ -700,6 +706,7 @@ Backend *backend_cuda_create(int device, int deterministic) {
     b->impl = c;
     b->destroy = cu_destroy;
     b->alloc = cu_alloc;
+    b->memory = backend_cuda_memory;
     b->release = cu_release;
     b->zero = cu_zero;
     b->copy = cu_copy;
@@ -714,12 +721,17 @@ Backend *backend_cuda_create(int device, int deterministic) {
     b->input_consumed = cu_input_consumed;
     b->matmul_fwd = cu_matmul_fwd;
     b->matmul_bwd = cu_matmul_bwd;
-    const int fuse_gelu = fuse_gelu_requested();
+    const int fuse_gelu = fuse_requested("JEPA_FUSE_GELU");
     if (fuse_gelu) printf("matmul: JEPA_FUSE_GELU=1: the MLP's GELU runs in cuBLASLt epilogues (tanh approximation)\n");
     b->matmul_fwd_gelu = fuse_gelu ? cu_matmul_fwd_gelu_fused : backend_matmul_fwd_gelu;
     b->matmul_bwd_dgelu = fuse_gelu ? cu_matmul_bwd_dgelu_fused : backend_matmul_bwd_dgelu;
     b->layernorm_fwd = cu_layernorm_fwd;
     b->layernorm_bwd = cu_layernorm_bwd;
+    const int fuse_ln = fuse_requested("JEPA_FUSE_LN"), fuse_ema = fuse_requested("JEPA_FUSE_EMA");
+    if (fuse_ln) printf("layernorm: JEPA_FUSE_LN=1: the residual add and the LayerNorm after it in one kernel\n");
+    if (fuse_ema) printf("optimizer: JEPA_FUSE_EMA=1: the target's EMA in AdamW's pass\n");
+    b->add_layernorm_fwd = fuse_ln ? cu_add_layernorm_fwd_fused : backend_add_layernorm_fwd;
+    b->adamw_ema = fuse_ema ? cu_adamw_ema : NULL;
     b->attention_fwd = cu_attention_fwd;
     b->attention_bwd = cu_attention_bwd;
     b->rope_qk = cu_rope_qk;

@@ -342,14 +342,15 @@ typedef struct {
 } BenchTarget;
 
 static const BenchTarget TARGETS[] = {
-    {"kernels", "attention + layernorm + rope + ema + adamw + gemm, after the two ceilings",
+    {"kernels", "attention + layernorm + rope + ema + adamw + fusion + gemm, after the two ceilings",
      "Every kernel target below, in that order, after one measurement of the ceilings.", 1},
     {"attention", "fused attention fwd and fwd+bwd at the V-JEPA shapes; cuDNN's beside it",
      "cuda_attention_fwd/bwd at target B24 H16 N1568 d64, context B24 H16 N362 and N106 d64, predictor B24 H16\n"
-     "N1115 and N1210 d24, ViT-H B16 H16 N1568 d80, 64 frames B24 H16 N6272 d64, V-JEPA 2 ViT-g B24 H22 N2048 d64:\n"
-     "TFLOP/s by 4*B*H*N^2*d forward and 3.5x that forward+backward,\n"
-     "with cuDNN's fused attention (host/cudnn_attention.h, when built) timed the same way, and the peer's cuDNN and\n"
-     "FlashAttention figures.", 1},
+     "N1115 and N1210 d24, ViT-H B16 H16 N1568 d80, 64 frames B24 H16 N6272 d64, V-JEPA 2 ViT-g B24 H22 N2048 d64,\n"
+     "B48 H12 N1568 d32, V-JEPA 1 ViT-g B16 H16 N1568 d88, B24 H16 N1568 d128, frame-causal B24 H16 N2048 d64 (8\n"
+     "frames of 256): TFLOP/s by 4*B*H*N^2*d forward (times the unmasked fraction of pairs) and 3.5x that\n"
+     "forward+backward, with cuDNN's fused attention (host/cudnn_attention.h, when built; not frame-causal) timed\n"
+     "the same way, and the peer's cuDNN and FlashAttention figures.", 1},
     {"layernorm", "LayerNorm bf16 fwd and fwd+bwd, 37632 rows of 1024 and of 384",
      "cuda_layernorm_fwd (with mean/rstd) and fwd + cuda_layernorm_bwd (dinp +=, dw, dbias), bf16, eps 1e-6: GB/s\n"
      "by the bytes they must move, against the copy ceiling and torch's LayerNorm.", 1},
@@ -361,6 +362,10 @@ static const BenchTarget TARGETS[] = {
      "cuda_ema with and without the bf16 working copy: 12 (+2) bytes per parameter.", 1},
     {"adamw", "AdamW over 305,490,944 fp32 parameters",
      "cuda_adamw with and without the bf16 working copy: 28 (+2) bytes per parameter.", 1},
+    {"fusion", "issue 9's fused ops beside the unfused ones: add + LayerNorm, AdamW + EMA",
+     "cuda_add_layernorm_fwd against cuda_add then cuda_layernorm_fwd (37632 rows of 1024, 384), and\n"
+     "cuda_adamw_ema against cuda_adamw then cuda_ema over the ViT-L/16 encoder's 303,885,312 parameters (with the\n"
+     "bf16 working copies, as trained): GB/s by the bytes each must move, and the time saved.", 1},
     {"gemm", "the ViT-L/16 encoder and predictor GEMMs: forward, dinp, dw",
      "cuda_matmul_fwd (bias epilogue) and cuda_matmul_bwd's two products (dinp += dout @ w, dw += dout^T @ inp,\n"
      "each alone) for qkv, proj, fc1, fc2 at the encoder's M = 24x1568, 24x362, 24x106 tokens and the predictor's\n"
@@ -392,9 +397,10 @@ int bench_command(int argc, char **argv) {
     const BenchTarget *t = NULL;
     for (int i = 0; i < N_TARGETS; i++)
         if (!strcmp(TARGETS[i].name, target)) t = &TARGETS[i];
-    if (!t) die_input("bench: unknown target '%s' (targets: kernels, attention, layernorm, rope, ema, adamw, gemm, step, "
-                      "data)",
-                      target);
+    if (!t)
+        die_input("bench: unknown target '%s' (targets: kernels, attention, layernorm, rope, ema, adamw, fusion, gemm, "
+                  "step, data)",
+                  target);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: jepa bench %s [options]\n\n%s\n%s", t->name, t->detail, BENCH_KERNEL_OPTIONS);

@@ -1,7 +1,8 @@
-// bench_kernels.c: `jepa bench kernels|attention|layernorm|rope|ema|adamw|gemm`: the CUDA kernels at the real V-JEPA
-// shapes, timed with bench.h's method, against the two ceilings measured in the same process and their references:
-// cuBLASLt (our GEMMs are cuBLASLt calls; the ceiling is an 8192^3 product through the same path), cuDNN's fused
-// attention (host/cudnn_attention.h, when built), a device-to-device copy of the same bytes for memory-bound ops.
+// bench_kernels.c: `jepa bench kernels|attention|layernorm|rope|ema|adamw|fusion|gemm`: the CUDA kernels at the real
+// V-JEPA shapes, timed with bench.h's method, against the two ceilings measured in the same process and their
+// references: cuBLASLt (our GEMMs are cuBLASLt calls; the ceiling is an 8192^3 product through the same path), cuDNN's
+// fused attention (host/cudnn_attention.h, when built), a device-to-device copy of the same bytes for memory-bound
+// ops; the fused ops (fusion) beside the ops they replace.
 //
 // What is counted (printed with the tables and kept in the JSON):
 // - attention: 4*B*H*N^2*d FLOPs forward, 2.5x that backward (DESIGN), so fwd+bwd = 3.5x the forward.
@@ -189,15 +190,31 @@ static json_object *report_array(KernelBench *kb, const char *key) {
 typedef struct {
     const char *name;
     int B, H, N, d;
+    int ft;  // frame_tokens: frame-causal with frames of ft tokens; 0 none
 } AttnShape;
 
 static const AttnShape ATTN_SHAPES[] = {
-    {"target ViT-L", 24, 16, 1568, 64},     {"context short-range", 24, 16, 362, 64},
-    {"context long-range", 24, 16, 106, 64}, {"predictor short-range", 24, 16, 1115, 24},
-    {"predictor long-range", 24, 16, 1210, 24}, {"target ViT-H", 16, 16, 1568, 80},
-    {"target 64 frames", 24, 16, 6272, 64},  // issue 7's long clip, and V-JEPA 2's ViT-g at 256 px (22 heads of 64)
-    {"target ViT-g V-JEPA 2", 24, 22, 2048, 64},
+    {"target ViT-L", 24, 16, 1568, 64, 0},     {"context short-range", 24, 16, 362, 64, 0},
+    {"context long-range", 24, 16, 106, 64, 0}, {"predictor short-range", 24, 16, 1115, 24, 0},
+    {"predictor long-range", 24, 16, 1210, 24, 0}, {"target ViT-H", 16, 16, 1568, 80, 0},
+    {"target 64 frames", 24, 16, 6272, 64, 0},  // issue 7's long clip, and V-JEPA 2's ViT-g at 256 px (22 heads of 64)
+    {"target ViT-g V-JEPA 2", 24, 22, 2048, 64, 0},
+    // issue 8: d32 at B48 (the batch of its cuDNN figure), V-JEPA v1's giant heads of 88, d128, and the
+    // action-conditioned predictor's frame-causal mask (8 frames of 256; no cuDNN reference: cuDNN has no such mask)
+    {"predictor d32", 48, 12, 1568, 32, 0},    {"target ViT-g V-JEPA 1", 16, 16, 1568, 88, 0},
+    {"d128", 24, 16, 1568, 128, 0},            {"frame-causal 8 x 256", 24, 16, 2048, 64, 256},
 };
+
+// The fraction of (query, key) pairs the mask leaves (1 without it): what the FLOP counts are scaled by.
+static double attn_pair_fraction(const AttnShape *h) {
+    if (h->ft <= 0) return 1.0;
+    double pairs = 0;
+    for (int f0 = 0; f0 < h->N; f0 += h->ft) {
+        const int rows = h->N - f0 < h->ft ? h->N - f0 : h->ft, keys = f0 + rows;
+        pairs += (double)rows * keys;
+    }
+    return pairs / ((double)h->N * h->N);
+}
 
 typedef struct {
     const AttnShape *sh;
@@ -216,7 +233,7 @@ static void attn_fwd(void *ctx, int i) {
         return;
     }
 #endif
-    cuda_attention_fwd(a->s, a->out[i], a->lse[i], a->qkv[i], h->B, h->N, h->H, h->d, 0);
+    cuda_attention_fwd(a->s, a->out[i], a->lse[i], a->qkv[i], h->B, h->N, h->H, h->d, h->ft);
 }
 
 static void attn_fwd_bwd(void *ctx, int i) {
@@ -229,7 +246,7 @@ static void attn_fwd_bwd(void *ctx, int i) {
         return;
     }
 #endif
-    cuda_attention_bwd(a->s, a->dqkv[i], a->dout[i], a->qkv[i], a->out[i], a->lse[i], h->B, h->N, h->H, h->d, 0);
+    cuda_attention_bwd(a->s, a->dqkv[i], a->dout[i], a->qkv[i], a->out[i], a->lse[i], h->B, h->N, h->H, h->d, h->ft);
 }
 
 // Whether the cuDNN reference can run, with why[] either way.
@@ -244,6 +261,10 @@ static int cudnn_reference(char *why, size_t n) {
 
 // Builds cuDNN's plans for a shape outside the timing: 1 ready; else 0 with why[].
 static int cudnn_shape_ready(const AttnShape *h, char *why, size_t n) {
+    if (h->ft > 0) {
+        snprintf(why, n, "frame-causal (frames of %d): no cuDNN mask for it", h->ft);
+        return 0;
+    }
 #ifdef BENCH_CUDNN_REFERENCE
     return cudnn_attention_prepare(h->B, h->N, h->H, h->d, why, n) == 1;
 #else
@@ -259,6 +280,7 @@ static void cudnn_reference_release(void) {
 }
 
 static double peer_attention(KernelBench *kb, const AttnShape *h, const char *backend, const char *key) {
+    if (h->ft > 0) return NAN;  // the peer figures are unmasked
     const char *keys[] = {"B", "H", "N", "d"};
     const double values[] = {h->B, h->H, h->N, h->d};
     return bench_json_number(peer_find(kb->peer, "attention", "backend", backend, 4, keys, values), key);
@@ -291,13 +313,14 @@ static void bench_attention(KernelBench *kb) {
         const size_t ws = cuda_attention_bwd_workspace(h->B, h->N, h->H, h->d);
         void *workspace = ws ? dev_alloc(kb, ws) : NULL;
         cuda_attention_set_workspace(workspace, ws);
-        const double fwd_flops = 4.0 * h->B * h->H * (double)h->N * h->N * h->d;
+        const double fwd_flops = 4.0 * h->B * h->H * (double)h->N * h->N * h->d * attn_pair_fraction(h);
         json_object *row = json_object_new_object();
         json_object_object_add(row, "case", json_object_new_string(h->name));
         json_object_object_add(row, "B", json_object_new_int(h->B));
         json_object_object_add(row, "H", json_object_new_int(h->H));
         json_object_object_add(row, "N", json_object_new_int(h->N));
         json_object_object_add(row, "d", json_object_new_int(h->d));
+        json_object_object_add(row, "frame_tokens", json_object_new_int(h->ft));
         json_object_object_add(row, "fwd_flops", json_object_new_double(fwd_flops));
         char shape_why[256] = "";
         const int cudnn_ok = have_cudnn && cudnn_shape_ready(h, shape_why, sizeof shape_why);
@@ -609,6 +632,120 @@ static void bench_optimizer_op(KernelBench *kb, int adamw) {
     bench_table_print(&t, stdout);
 }
 
+// ---- issue 9's fusions, each beside the ops it replaces (the fused kernels are opt-in in training:
+// JEPA_FUSE_LN=1, JEPA_FUSE_EMA=1)
+#define ENC_PARAMS 303885312ul  // the ViT-L/16 encoder (jepa train configs/vitl16.yaml --dry-run): the EMA's range
+
+typedef struct {
+    cudaStream_t s;
+    int R, C;
+    void *x[64], *y[64], *sum[64], *out[64];  // [R,C] bf16 per set
+    float *mean[64], *rstd[64];               // [R] per set
+    void *w, *b;                              // [C] bf16
+} AddLnCase;
+
+static void add_ln_unfused(void *ctx, int i) {
+    AddLnCase *l = ctx;
+    cuda_add(l->s, l->sum[i], l->x[i], l->y[i], (size_t)l->R * l->C);
+    cuda_layernorm_fwd(l->s, l->out[i], l->mean[i], l->rstd[i], l->sum[i], l->w, l->b, l->R, l->C, 1e-6f);
+}
+
+static void add_ln_fused(void *ctx, int i) {
+    AddLnCase *l = ctx;
+    if (!cuda_add_layernorm_fwd(l->s, l->sum[i], l->out[i], l->mean[i], l->rstd[i], l->x[i], l->y[i], l->w, l->b,
+                                l->R, l->C, 1e-6f))
+        die_internal("bench fusion: cuda_add_layernorm_fwd declined R=%d C=%d", l->R, l->C);
+}
+
+typedef struct {
+    cudaStream_t s;
+    size_t n;
+    float *param, *grad, *m, *v, *target;  // [n] fp32
+    void *work, *target_work;              // [n] bf16
+} FusedOptCase;
+
+static void adamw_then_ema(void *ctx, int set) {
+    FusedOptCase *o = ctx;
+    cuda_adamw(o->s, o->param, o->work, o->grad, o->m, o->v, o->n, 6.25e-4f, 0.9f, 0.999f, 1e-8f, 0.04f, 100, NULL);
+    cuda_ema(o->s, o->target, o->target_work, o->param, o->n, 0.998f, NULL);
+}
+
+static void adamw_ema_fused(void *ctx, int set) {
+    FusedOptCase *o = ctx;
+    cuda_adamw_ema(o->s, o->param, o->work, o->grad, o->m, o->v, o->target, o->target_work, o->n, 6.25e-4f, 0.9f,
+                   0.999f, 1e-8f, 0.04f, 100, 0.998f, NULL);
+}
+
+// The unfused and the fused row of one case, and the line saying what the fusion saved.
+static void fusion_rows(KernelBench *kb, BenchTable *t, const char *op, const char *what, double bytes_unfused,
+                        double bytes_fused, const char *count_unfused, const char *count_fused, BenchRunFn unfused,
+                        BenchRunFn fused, void *ctx, int sets, char *saved, size_t saved_size) {
+    json_object *none = json_object_new_array();
+    char variant[96];
+    snprintf(variant, sizeof variant, "%s unfused", what);
+    const MemRow u = {op, variant, bytes_unfused, count_unfused, bench_time(kb->clock, unfused, ctx, sets, kb->seconds),
+                      none, "gbps", bytes_unfused, "none"};
+    mem_row(kb, t, &u);
+    snprintf(variant, sizeof variant, "%s fused", what);
+    const MemRow f = {op, variant, bytes_fused, count_fused, bench_time(kb->clock, fused, ctx, sets, kb->seconds),
+                      none, "gbps", bytes_fused, "none"};
+    mem_row(kb, t, &f);
+    json_object_put(none);
+    const size_t len = strlen(saved);
+    snprintf(saved + len, saved_size - len, "  %s %s: fused %.3f ms vs %.3f ms, saves %.3f ms (bytes %.0f%% fewer)\n",
+             op, what, f.t.ms, u.t.ms, u.t.ms - f.t.ms, 100 * (1 - bytes_fused / bytes_unfused));
+}
+
+static void bench_fusion(KernelBench *kb) {
+    printf("\n## Fusions (issue 9): the fused kernel beside the ops it replaces\n\n");
+    printf("bytes counted, S = rows x C x 2: add then layernorm fwd = add (read x, y; write sum: 3S) + fwd (read sum,\n"
+           "write out: 2S) + 8R + 4C; fused = read x, y, write sum, out = 4S + 8R + 4C. AdamW then EMA over the\n"
+           "encoder, per parameter: adamw 30 (read p, g, m, v; write p, m, v; bf16 working) + ema 14 (read target, p;\n"
+           "write target; bf16 working) = 44; fused 40 (p read once).\n\n");
+    BenchTable t;
+    mem_table_init(&t);
+    char saved[1024] = "";
+    const int widths[] = {1024, 384};
+    for (int wi = 0; wi < 2; wi++) {
+        AddLnCase l = {.s = kb->s, .R = LN_ROWS, .C = widths[wi]};
+        const double R = l.R, C = l.C, S = R * C * 2;
+        const int sets = bench_sets_for((size_t)(4 * S + 8 * R), kb->rotate_bytes);
+        for (int i = 0; i < sets; i++) {
+            l.x[i] = dev_random(kb, (size_t)l.R * l.C, 2, 0, 1, 0);
+            l.y[i] = dev_random(kb, (size_t)l.R * l.C, 2, 0, 1, 0);
+            l.sum[i] = dev_alloc(kb, (size_t)S);
+            l.out[i] = dev_alloc(kb, (size_t)S);
+            l.mean[i] = dev_alloc(kb, 4 * (size_t)l.R);
+            l.rstd[i] = dev_alloc(kb, 4 * (size_t)l.R);
+        }
+        l.w = dev_random(kb, (size_t)l.C, 2, 1, 0.1, 0);
+        l.b = dev_random(kb, (size_t)l.C, 2, 0, 0.1, 0);
+        char what[48];
+        snprintf(what, sizeof what, "C %d", l.C);
+        fusion_rows(kb, &t, "add+layernorm", what, 5 * S + 8 * R + 4 * C, 4 * S + 8 * R + 4 * C,
+                    "add: read x, y, write sum; fwd: read sum, w, b, write out, mean, rstd",
+                    "read x, y, w, b; write sum, out, mean, rstd", add_ln_unfused, add_ln_fused, &l, sets, saved,
+                    sizeof saved);
+        release_case(kb);
+    }
+    const size_t n = ENC_PARAMS;
+    FusedOptCase o = {.s = kb->s, .n = n};
+    o.param = dev_random(kb, n, 4, 0, 0.02, 0);
+    o.grad = dev_random(kb, n, 4, 0, 1e-3, 0);
+    o.m = dev_random(kb, n, 4, 0, 1e-4, 0);
+    o.v = dev_random(kb, n, 4, 0, 1e-6, 1);
+    o.target = dev_random(kb, n, 4, 0, 0.02, 0);
+    o.work = dev_alloc(kb, 2 * n);
+    o.target_work = dev_alloc(kb, 2 * n);
+    fusion_rows(kb, &t, "adamw+ema", "ViT-L encoder", 44.0 * n, 40.0 * n,
+                "adamw: read p, g, m, v, write p, m, v, working; ema: read target, p, write target, working",
+                "read p, g, m, v, target; write p, m, v, target, both working copies", adamw_then_ema,
+                adamw_ema_fused, &o, 1, saved, sizeof saved);
+    release_case(kb);
+    bench_table_print(&t, stdout);
+    printf("\n%s", saved);
+}
+
 // ---- GEMMs
 
 typedef struct {
@@ -768,6 +905,7 @@ static int run_kernel_targets(const char *target, const KernelOptions *o, int ar
     if (all || !strcmp(target, "rope")) bench_rope(&kb);
     if (all || !strcmp(target, "ema")) bench_optimizer_op(&kb, 0);
     if (all || !strcmp(target, "adamw")) bench_optimizer_op(&kb, 1);
+    if (all || !strcmp(target, "fusion")) bench_fusion(&kb);
     if (all || !strcmp(target, "gemm")) bench_gemm(&kb);
     if (o->json) bench_json_write(kb.report, o->json);
     json_object_put(kb.report);

@@ -122,7 +122,11 @@ static const SchemaRow schema[] = {
     ROW_BOOL("model.zero_init_mask_tokens", CFG(model.zero_init_mask_tokens), "true",
              "mask tokens start at zero"),
     ROW_BOOL("model.checkpoint_activations", CFG(model.checkpoint_activations), "false",
-             "recompute each block's forward in the backward"),
+             "recompute each block's forward in the backward (the same as model.checkpoint_every: 1)"),
+    ROW_INT("model.checkpoint_every", CFG(model.checkpoint_every), "0", 0, INF,
+            "activation checkpointing: the blocks whose index is a multiple of k keep only their input and recompute "
+            "their forward in the backward (encoder and predictor); 1 = every block (least memory, one more forward "
+            "of the stacks), 2 = every other block (half the saving, half the recompute), ...; 0 = none"),
     ROW_ENUM("model.attention", CFG(model.attention), "native", "native|cudnn",
              "attention kernels on the GPU: native = ours; cudnn = cuDNN's fused attention where it supports the call "
              "(else ours; the run log says which); needs meta.device cuda and meta.deterministic false"),
@@ -1029,9 +1033,17 @@ void config_validate(const Config *cfg) {
     require(cfg->dist.sites == 1 || strcmp(cfg->dist.sync, "consensus") == 0 || cfg->data.site_paths.count > 0,
             "dist.sites: %d sites need dist.sync: consensus or data.site_paths (allreduce averages over every rank)",
             cfg->dist.sites);
+    require(!cfg->model.checkpoint_activations || cfg->model.checkpoint_every <= 1,
+            "model.checkpoint_activations: true means model.checkpoint_every: 1, but model.checkpoint_every is %d\n"
+            "---> HINT: set model.checkpoint_activations=false to recompute every %d-th block",
+            cfg->model.checkpoint_every, cfg->model.checkpoint_every);
     require(cfg->loss.loss_exp == 1, "loss.loss_exp: only L1 (loss_exp: 1) is supported, got %g", cfg->loss.loss_exp);
     require(cfg->loss.reg_coeff == 0, "loss.reg_coeff: only 0 is supported (no variance regulariser), got %g",
             cfg->loss.reg_coeff);
+}
+
+int config_checkpoint_every(const Config *cfg) {
+    return cfg->model.checkpoint_every ? cfg->model.checkpoint_every : cfg->model.checkpoint_activations;
 }
 
 // ------------------------------------------------------------------------------------------------ output

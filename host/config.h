@@ -65,7 +65,8 @@ typedef struct {
         int shared_mask_token;  // every generator uses mask_tokens.0 (V-JEPA 2) instead of its own (V-JEPA v1)
         int depth_scaled_init;  // attn.proj and mlp.fc2 of block l initialised with std 0.02/sqrt(2l) (V-JEPA 2)
         int use_mask_tokens, zero_init_mask_tokens;
-        int checkpoint_activations;  // recompute each block's forward in the backward
+        int checkpoint_activations;  // recompute each block's forward in the backward (checkpoint_every 1)
+        int checkpoint_every;        // recompute the blocks l with l % k == 0; 0: off (config_checkpoint_every)
         char attention[8];      // native (kernels/attention*.cu) | cudnn (cuDNN's fused attention, CUDA only)
     } model;
     struct {
@@ -152,6 +153,8 @@ void config_defaults(Config *cfg);
 void config_load(Config *cfg, const char *path, int n_overrides, char **overrides);
 // Cross-key checks (divisibility, ranges that involve several keys); exits 2 naming the keys.
 void config_validate(const Config *cfg);
+// Activation checkpointing as one number: model.checkpoint_every, or 1 for model.checkpoint_activations: true.
+int config_checkpoint_every(const Config *cfg);
 // The resolved config as YAML that config_load reads back to the same struct.
 void config_write_yaml(const Config *cfg, FILE *out);
 // Boxed two-column table of every key and value (printed at start of a run).

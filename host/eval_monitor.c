@@ -48,6 +48,7 @@ static void step_scalars(Monitor *mon, const StepRecord *r, int num_masks) {
     tb_scalar(tb, "step_s", s, r->step_s, 0);
     tb_scalar(tb, "data_wait_s", s, r->data_s, 0);
     if (r->step_s > 0) tb_scalar(tb, "tflops_per_s", s, r->flops / r->step_s * 1e-12, 0);
+    tb_scalar(tb, "mem_peak_gib", s, r->mem_peak_bytes / (1024.0 * 1024.0 * 1024.0), 0);
 }
 
 // Features of the held-out store through the training model's target encoder, in training-sized batches. The

@@ -74,7 +74,6 @@ void model_dims_from_config(const Config *cfg, ModelDims *d) {
     d->patch_dim = 3 * d->tubelet * d->patch * d->patch;
     d->num_masks = cfg->num_masks;
     d->num_mask_tokens = cfg->num_masks;
-    d->checkpoint_activations = cfg->model.checkpoint_activations;
     d->rope = strcmp(cfg->model.pos_embed, "rope3d") == 0;
     d->shared_mask_token = cfg->model.shared_mask_token;
     d->depth_scaled_init = cfg->model.depth_scaled_init;
@@ -83,6 +82,7 @@ void model_dims_from_config(const Config *cfg, ModelDims *d) {
         stacks[i]->rope = d->rope;
         stacks[i]->grid_h = d->grid_h;
         stacks[i]->grid_w = d->grid_w;
+        stacks[i]->checkpoint_every = config_checkpoint_every(cfg);
     }
 }
 
@@ -213,6 +213,29 @@ static void block_acts_take(Arena *a, const StackDims *s, ElemSizes z, int R, in
     b->gelu = take(a, R * Hd, z.esize);
 }
 
+// Whether block l of a STACK_SAVE stack keeps only its input and recomputes its forward in the backward.
+static int block_recomputed(const StackDims *s, int l) { return s->checkpoint_every && l % s->checkpoint_every == 0; }
+
+// STACK_SAVE: the saved blocks' activations, and storage for the recomputed ones. A recomputed block l followed by a
+// saved block writes into that block's storage: the backward has finished with block l+1 when it recomputes block
+// l, and block l+1's forward overwrites block l's first forward, which nothing reads. The others share one scratch.
+static void saved_blocks_take(Arena *a, const StackDims *s, ElemSizes z, int B, int n, BlockActs *blk) {
+    const int R = B * n;
+    int scratch = -1;  // the first block given the shared scratch
+    for (int l = s->depth - 1; l >= 0; l--) {
+        if (!block_recomputed(s, l)) {
+            block_acts_take(a, s, z, R, B, n, &blk[l]);
+        } else if (l + 1 < s->depth && !block_recomputed(s, l + 1)) {
+            blk[l] = blk[l + 1];
+        } else if (scratch < 0) {
+            block_acts_take(a, s, z, R, B, n, &blk[l]);
+            scratch = l;
+        } else {
+            blk[l] = blk[scratch];
+        }
+    }
+}
+
 void stack_acts_take(Arena *a, const StackDims *s, ElemSizes z, StackMode mode, int B, int n, StackActs *st,
                             BlockActs *blk_storage, void **x_storage) {
     const size_t R = (size_t)B * n, C = s->width;
@@ -225,8 +248,8 @@ void stack_acts_take(Arena *a, const StackDims *s, ElemSizes z, StackMode mode, 
     st->blk = blk_storage;
     const int n_stream = mode == STACK_NO_GRAD ? 2 : s->depth + 1;
     for (int i = 0; i < n_stream; i++) st->x[i] = take(a, R * C, z.esize);
-    const int n_blk = mode == STACK_SAVE ? s->depth : 1;
-    for (int l = 0; l < n_blk; l++) block_acts_take(a, s, z, (int)R, B, n, &st->blk[l]);
+    if (mode == STACK_NO_GRAD) block_acts_take(a, s, z, (int)R, B, n, &st->blk[0]);
+    else saved_blocks_take(a, s, z, B, n, st->blk);
     st->out = take(a, R * C, z.esize);
     st->out_mean = take(a, R, z.ssize);
     st->out_rstd = take(a, R, z.ssize);
@@ -290,12 +313,11 @@ static void gen_buffers_take(Arena *a, const ModelDims *d, ElemSizes z, int B, i
                              GenBuffers *g) {
     const size_t D = d->enc.width, P = d->pred.width;
     JEPA_ASSERT(d->enc.depth <= 256 && d->pred.depth <= 256);
-    const StackMode mode = d->checkpoint_activations ? STACK_RECOMPUTE : STACK_SAVE;
     g->ctx_idx = take(a, (size_t)B * nc, sizeof(int32_t));
     g->tgt_idx = take(a, (size_t)B * nt, sizeof(int32_t));
     g->pred_idx = take(a, (size_t)B * (nc + nt), sizeof(int32_t));
-    stack_acts_take(a, &d->enc, z, mode, B, nc, &g->enc, gs->enc_blk, gs->enc_x);
-    stack_acts_take(a, &d->pred, z, mode, B, nc + nt, &g->pred, gs->pred_blk, gs->pred_x);
+    stack_acts_take(a, &d->enc, z, STACK_SAVE, B, nc, &g->enc, gs->enc_blk, gs->enc_x);
+    stack_acts_take(a, &d->pred, z, STACK_SAVE, B, nc + nt, &g->pred, gs->pred_blk, gs->pred_x);
     g->enc.pos = g->ctx_idx;  // the context tokens keep their positions in the clip
     g->pred.pos = g->pred_idx;
     g->pz = take(a, (size_t)B * nc * P, z.esize);
@@ -321,6 +343,41 @@ size_t model_plan_arena(const ModelDims *d, ElemSizes z, int B, const int *n_ctx
         arena_reset(&a, mark);
     }
     return a.peak;
+}
+
+// Every split (n_ctx, tokens - n_ctx): the bytes grow with each count, so no shorter lists need more. Alignment
+// makes the size not quite linear in the split, hence all of them (a few thousand measuring passes, milliseconds).
+size_t model_plan_arena_max(const ModelDims *d, ElemSizes z, int B) {
+    Arena a = {0};
+    MicroBuffers mb;
+    micro_buffers_take(&a, d, z, B, &mb);
+    const size_t mark = arena_mark(&a);
+    static GenStorage gs;
+    for (int nc = 0; nc <= d->tokens; nc++) {
+        GenBuffers gb;
+        gen_buffers_take(&a, d, z, B, nc, d->tokens - nc, &gs, &gb);
+        arena_reset(&a, mark);
+    }
+    return a.peak;
+}
+
+MemoryPlan model_plan_memory(const ModelDims *d, const TensorTable *t, BackendSizes s, int B) {
+    const size_t total = t->total, enc = table_module_numel(t, MODULE_ENCODER), clip = model_clip_elems(d, B);
+    const int alias = s.z.esize == s.msize;  // working copies alias the masters (model_create)
+    MemoryPlan p = {0};
+    p.master = total * s.msize;
+    p.working = alias ? 0 : total * s.z.esize;
+    p.grads = total * s.msize;
+    p.moments = 2 * total * s.msize;
+    p.target = enc * s.msize;
+    p.target_working = alias ? 0 : enc * s.z.esize;
+    p.positions = d->rope ? 0 : (size_t)d->tokens * (d->enc.width + d->pred.width) * s.z.esize;
+    p.stats = (size_t)(d->num_masks + STAT_EXTRA) * s.z.ssize;
+    p.arena = model_plan_arena_max(d, s.z, B);
+    p.inputs = 2 * clip * (s.z.esize + s.staging);
+    p.total = p.master + p.working + p.grads + p.moments + p.target + p.target_working + p.positions + p.stats +
+              p.arena + p.inputs;
+    return p;
 }
 
 // ---------------------------------------------------------------- parameters
@@ -354,8 +411,9 @@ static void block_forward(Backend *be, const StackDims *s, const BlockTensors *w
     if (s->rope) be->rope_qk(be, a->qkv, pos, B, n, s->heads, s->head_dim, s->grid_h, s->grid_w, 0);
     be->attention_fwd(be, a->att, a->lse, a->qkv, B, n, s->heads, s->head_dim, s->frame_tokens);
     be->matmul_fwd(be, x_out, a->att, w->proj_w, w->proj_b, R, C, C);  // x_out holds the branch for a moment
-    be->add(be, a->x_mid, x_out, x_in, (size_t)R * C);
-    be->layernorm_fwd(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, w->ln2_w, w->ln2_b, R, C, s->ln_eps);
+    // x_mid = branch + x_in, ln2 = LN(x_mid): one kernel where the backend fuses them (JEPA_FUSE_LN=1 on CUDA)
+    be->add_layernorm_fwd(be, a->x_mid, a->ln2, a->ln2_mean, a->ln2_rstd, x_out, x_in, w->ln2_w, w->ln2_b, R, C,
+                          s->ln_eps);
     be->matmul_fwd_gelu(be, a->gelu, a->fc1, a->ln2, w->fc1_w, w->fc1_b, R, Hd, C);
     be->matmul_fwd(be, x_out, a->gelu, w->fc2_w, w->fc2_b, R, C, Hd);
     be->add(be, x_out, x_out, a->x_mid, (size_t)R * C);
@@ -413,9 +471,9 @@ void stack_backward(Model *m, StackActs *st, const void *d_out) {
     for (int l = s->depth - 1; l >= 0; l--) {
         const BlockTensors w = block_tensors(m, m->work, be->esize, s, l);
         const BlockTensors g = block_tensors(m, m->grads, be->msize, s, l);
-        BlockActs *a = &st->blk[st->mode == STACK_SAVE ? l : 0];
+        BlockActs *a = &st->blk[l];
         // Recompute writes x[l+1] again with the same values; nothing after this block needs it.
-        if (st->mode == STACK_RECOMPUTE)
+        if (block_recomputed(s, l))
             block_forward(be, s, &w, a, st->x[l], st->x[l + 1], st->B, st->n, st->pos);
         block_backward(be, s, &w, &g, a, st->x[l], st, st->d_stream);
         if (m->on_block_grads) m->on_block_grads(m->hook_ctx, s->module, l);
@@ -550,6 +608,7 @@ void model_micro_step(Model *m, const MicroBatch *batch, double grad_scale, int 
     for (int gen = 0; gen < d->num_masks; gen++) {
         const MaskBatch *mk = &batch->masks[gen];
         JEPA_ASSERT(mk->B == B);
+        JEPA_ASSERT(mk->n_ctx + mk->n_tgt <= N);  // the arena holds lists that partition the clip (masks.h)
         GenBuffers g;
         gen_buffers_take(&m->arena, d, z, B, mk->n_ctx, mk->n_tgt, &gs, &g);
         model_mark_phase(m, PHASE_CONTEXT_FWD);
@@ -598,6 +657,7 @@ void model_predict(Model *m, const float *clips, int gen, const MaskBatch *mk, d
     const int B = mk->B;
     const ElemSizes z = {be->esize, be->ssize};
     JEPA_ASSERT(B <= m->max_batch && gen >= 0 && gen < d->num_masks);
+    JEPA_ASSERT(mk->n_ctx + mk->n_tgt <= d->tokens);  // what the arena was planned for (model_plan_arena_max)
     arena_reset(&m->arena, 0);
     MicroBuffers mb;
     micro_buffers_take(&m->arena, d, z, B, &mb);
@@ -645,14 +705,18 @@ Model *model_create(const Config *cfg, Backend *be) {
     model_build_table(&m->dims, &m->table);
     const ModelDims *d = &m->dims;
     const size_t total = m->table.total, enc = table_module_numel(&m->table, MODULE_ENCODER);
-    m->params = backend_alloc(be, "the master parameters", total * be->msize);
-    m->grads = backend_alloc(be, "the parameter gradients", total * be->msize);
-    m->adam_m = backend_alloc(be, "the AdamW first moments", total * be->msize);
-    m->adam_v = backend_alloc(be, "the AdamW second moments", total * be->msize);
-    m->target = backend_alloc(be, "the target encoder", enc * be->msize);
-    const int alias = be->esize == be->msize;
-    m->work = alias ? m->params : backend_alloc(be, "the working parameters", total * be->esize);
-    m->target_work = alias ? m->target : backend_alloc(be, "the working target encoder", enc * be->esize);
+    // Sizes from the memory plan, which the dry run prints (the arena: for the largest token counts of any masks).
+    m->max_batch = cfg->data.batch_size;
+    const BackendSizes sizes = {{be->esize, be->ssize}, be->msize, 0};
+    const MemoryPlan plan = model_plan_memory(d, &m->table, sizes, m->max_batch);
+    m->params = backend_alloc(be, "the master parameters", plan.master);
+    m->grads = backend_alloc(be, "the parameter gradients", plan.grads);
+    m->adam_m = backend_alloc(be, "the AdamW first moments", plan.moments / 2);
+    m->adam_v = backend_alloc(be, "the AdamW second moments", plan.moments / 2);
+    m->target = backend_alloc(be, "the target encoder", plan.target);
+    m->work = plan.working ? backend_alloc(be, "the working parameters", plan.working) : m->params;
+    m->target_work = plan.target_working ? backend_alloc(be, "the working target encoder", plan.target_working)
+                                         : m->target;
     double *init = xmalloc(total * sizeof(double));
     table_init_values(&m->table, (uint64_t)cfg->meta.seed, init);
     be->upload_f64(be, m->params, be->msize, init, total);
@@ -664,12 +728,8 @@ Model *model_create(const Config *cfg, Backend *be) {
         upload_table(be, &m->pos_enc, d->tokens, d->enc.width, cfg->model.uniform_power, d);
         upload_table(be, &m->pos_pred, d->tokens, d->pred.width, cfg->model.uniform_power, d);
     }
-    m->stats = backend_alloc(be, "the step statistics", (size_t)(d->num_masks + STAT_EXTRA) * be->ssize);
-    // Plan the arena for the largest token counts: every context and every target as long as the clip.
-    int n_max[CONFIG_MAX_MASKS];
-    for (int g = 0; g < d->num_masks; g++) n_max[g] = d->tokens;
-    m->max_batch = cfg->data.batch_size;
-    m->arena.capacity = model_plan_arena(d, (ElemSizes){be->esize, be->ssize}, m->max_batch, n_max, n_max);
+    m->stats = backend_alloc(be, "the step statistics", plan.stats);
+    m->arena.capacity = plan.arena;
     m->arena.base = backend_alloc(be, "the activation arena (planned for data.batch_size clips)", m->arena.capacity);
     for (int s = 0; s < 2; s++)
         m->clips[s] = backend_alloc(be, "the input double buffer (data.batch_size clips)",

@@ -16,6 +16,7 @@ typedef struct {
     int rope;                // 3D RoPE on q and k in every block (model.pos_embed: rope3d), over the token grid
     int frame_tokens;        // 0: full attention; > 0: frame-causal over frames of this many tokens (AC predictor)
     int grid_h, grid_w;      // tokens per row and rows per frame of that grid (positions are raster indices)
+    int checkpoint_every;    // STACK_SAVE: blocks l with l % k == 0 recompute their forward in the backward; 0: none
     int first_block_tensor;  // table index of blocks.0.norm1.weight
     int norm_tensor;         // table index of the final norm's weight (bias follows)
     ModuleId module;
@@ -30,7 +31,6 @@ typedef struct {
     int rope;                            // model.pos_embed: rope3d (V-JEPA 2): no additive sincos tables
     int shared_mask_token;               // every generator uses mask_tokens.0 (V-JEPA 2 with one clip length)
     int depth_scaled_init;               // attn.proj, mlp.fc2 of block l drawn with std 0.02/sqrt(2l) (V-JEPA 2)
-    int checkpoint_activations;
     StackDims enc, pred;
     int patch_w, patch_b;                // table indices
     int pred_embed_w, pred_embed_b, pred_proj_w, pred_proj_b, mask_token0;
@@ -51,7 +51,10 @@ typedef struct {
     void *fc1, *gelu;                 // [R,hidden] pre- and post-GELU
 } BlockActs;
 
-typedef enum { STACK_NO_GRAD, STACK_SAVE, STACK_RECOMPUTE } StackMode;
+// NO_GRAD: a forward only (the target encoder), two residual buffers in turn and one block's scratch. SAVE: what the
+// backward needs: every block's input, and every block's activations except those of the blocks recomputed
+// (dims->checkpoint_every), which share one scratch (or the storage of the saved block after them).
+typedef enum { STACK_NO_GRAD, STACK_SAVE } StackMode;
 
 // Activations of a block stack run on [B, n] tokens.
 typedef struct {
@@ -60,7 +63,7 @@ typedef struct {
     int B, n;
     const int32_t *pos;             // [B,n] grid index of each token, for RoPE; NULL: token i is at i
     void **x;                       // residual stream [B,n,C]: depth+1 entries (2, ping-pong, for NO_GRAD)
-    BlockActs *blk;                 // depth entries when STACK_SAVE, else 1 (scratch)
+    BlockActs *blk;                 // depth entries when STACK_SAVE (recomputed blocks share storage), else 1
     void *out, *out_mean, *out_rstd;  // final norm [B,n,C], [R], [R]
     // backward scratch
     void *d_stream;                 // [B,n,C] gradient of the residual stream
@@ -109,6 +112,7 @@ struct Model {
     void *hook_ctx;
     PhaseHook on_phase;  // called as each phase of a step begins (ModelPhase); NULL (the default): no calls
     void *phase_ctx;
+    int ema_folded;      // optim_update did this step's EMA in its AdamW pass, so optim_ema has nothing to do
 };
 
 // One micro-batch: its clips and, per generator, host masks.
@@ -136,6 +140,27 @@ void model_dims_from_config(const Config *cfg, ModelDims *dims);  // exits 2 on 
 void model_build_table(const ModelDims *dims, TensorTable *table);
 // Arena bytes one micro-batch of B clips needs with the given token counts (one per generator).
 size_t model_plan_arena(const ModelDims *dims, ElemSizes sizes, int B, const int *n_ctx, const int *n_tgt);
+// The arena for any masks of B clips: the largest over every split of the clip's tokens into a context and targets
+// (a generator's lists partition them before the cut, masks.h, so n_ctx + n_tgt <= tokens).
+size_t model_plan_arena_max(const ModelDims *dims, ElemSizes sizes, int B);
+
+// What a backend keeps its buffers in, for the memory plan.
+typedef struct {
+    ElemSizes z;     // activations and working weights; statistics
+    size_t msize;    // master parameters, gradients, optimizer state
+    size_t staging;  // bytes per clip element of the backend's own device copy of each input slot (CUDA: fp32, 4)
+} BackendSizes;
+
+// Bytes of the backend allocations model_create makes (and the backend's input staging), per category, for
+// data.batch_size B. The CUDA backend's cuBLASLt/cuDNN workspaces, attention scratch and CUDA context are not in it.
+typedef struct {
+    size_t master, working, grads, moments, target, target_working;  // [params] sized; working: 0 when aliased
+    size_t positions, stats;  // sincos tables (none with rope3d); the step statistics
+    size_t arena;             // activations, model_plan_arena_max
+    size_t inputs;            // the clip double buffer, and the backend's staging copies
+    size_t total;
+} MemoryPlan;
+MemoryPlan model_plan_memory(const ModelDims *dims, const TensorTable *table, BackendSizes sizes, int B);
 
 Model *model_create(const Config *cfg, Backend *be);
 void model_free(Model *m);

@@ -59,23 +59,50 @@ Schedule schedule_at(const Config *cfg, long iter) {
     return s;
 }
 
-// AdamW over runs of consecutive tensors that share a decay flag: the four groups as flat ranges.
-void optim_adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step, const void *skip) {
+// AdamW over [begin, end) of the table; with_ema: also the EMA of the new weights into the target there, in the
+// same pass (the range lies inside the encoder).
+static void adamw_range(Model *m, const Config *cfg, const Schedule *s, long step, size_t begin, size_t end,
+                        double wd, int with_ema, const void *skip) {
+    if (begin >= end) return;
     Backend *be = m->be;
+    const size_t at = begin * be->msize, n = end - begin;
+    void *param = (char *)m->params + at, *working = (char *)m->work + begin * be->esize;
+    void *grad = (char *)m->grads + at, *mom1 = (char *)m->adam_m + at, *mom2 = (char *)m->adam_v + at;
+    const double b1 = cfg->optimization.betas[0], b2 = cfg->optimization.betas[1], eps = cfg->optimization.eps;
+    if (!with_ema) {
+        be->adamw(be, param, working, grad, mom1, mom2, n, s->lr, b1, b2, eps, wd, step, skip);
+        return;
+    }
+    const size_t t = begin - m->table.module_begin[MODULE_ENCODER];  // the target holds the encoder only
+    be->adamw_ema(be, param, working, grad, mom1, mom2, n, s->lr, b1, b2, eps, wd, step,
+                  (char *)m->target + t * be->msize, (char *)m->target_work + t * be->esize, s->ema_momentum, skip);
+}
+
+static size_t clamp_size(size_t x, size_t lo, size_t hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+// AdamW over runs of consecutive tensors that share a decay flag: the four groups as flat ranges. fold_ema: the
+// target's EMA in the same pass (backend adamw_ema) over each run's part inside the encoder.
+static void adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step, const void *skip, int fold_ema) {
     const TensorTable *t = &m->table;
+    const size_t enc_begin = t->module_begin[MODULE_ENCODER], enc_end = t->module_end[MODULE_ENCODER];
     int i = 0;
     while (i < t->count) {
         int j = i;
         while (j + 1 < t->count && t->tensors[j + 1].decay == t->tensors[i].decay) j++;
         const size_t begin = t->tensors[i].offset, end = t->tensors[j].offset + t->tensors[j].numel;
-        const size_t at = begin * be->msize;
         const double wd = t->tensors[i].decay ? s->weight_decay : 0.0;
-        void *working = (char *)m->work + begin * be->esize;
-        be->adamw(be, (char *)m->params + at, working, (char *)m->grads + at, (char *)m->adam_m + at, (char *)m->adam_v + at,
-                  end - begin, s->lr, cfg->optimization.betas[0], cfg->optimization.betas[1], cfg->optimization.eps,
-                  wd, step, skip);
+        // [begin, a) before the encoder, [a, b) inside it, [b, end) after it
+        const size_t a = fold_ema ? clamp_size(enc_begin, begin, end) : end;
+        const size_t b = fold_ema ? clamp_size(enc_end, a, end) : end;
+        adamw_range(m, cfg, s, step, begin, a, wd, 0, skip);
+        adamw_range(m, cfg, s, step, a, b, wd, 1, skip);
+        adamw_range(m, cfg, s, step, b, end, wd, 0, skip);
         i = j + 1;
     }
+}
+
+void optim_adamw_groups(Model *m, const Config *cfg, const Schedule *s, long step, const void *skip) {
+    adamw_groups(m, cfg, s, step, skip, 0);
 }
 
 // Plain SGD (optimization.optimizer: sgd; the consensus equivalence test): p -= lr * (g + wd * p) with the decay
@@ -122,13 +149,22 @@ void optim_update(Model *m, const Config *cfg, const Schedule *s, long step) {
     // module's sum): AdamW and the EMA read it and change nothing when set, so a fault costs no host round trip.
     void *fault = model_stat_slot(m, STAT_NONFINITE);
     be->nonfinite_flag(be, fault, m->stats, m->dims.num_masks + STAT_NONFINITE);
-    if (strcmp(cfg->optimization.optimizer, "sgd") == 0) sgd_groups(m, s, fault);
-    else optim_adamw_groups(m, cfg, s, step, fault);
+    // The EMA folds into AdamW's pass where the backend has one (the CPU always, CUDA with JEPA_FUSE_EMA=1), except
+    // under consensus, whose exchange comes between the update and the EMA.
+    const int sgd = strcmp(cfg->optimization.optimizer, "sgd") == 0;
+    const int fold = !sgd && be->adamw_ema != NULL && strcmp(cfg->dist.sync, "consensus") != 0;
+    if (sgd) sgd_groups(m, s, fault);
+    else adamw_groups(m, cfg, s, step, fault, fold);
+    m->ema_folded = fold;
     model_mark_phase(m, PHASE_LOOP);
 }
 
 void optim_ema(Model *m, const Schedule *s) {
     Backend *be = m->be;
+    if (m->ema_folded) {  // done in optim_update's AdamW pass, with the same momentum
+        m->ema_folded = 0;
+        return;
+    }
     model_mark_phase(m, PHASE_OPTIMIZER);
     const size_t enc = table_module_numel(&m->table, MODULE_ENCODER);
     be->ema(be, m->target, m->target_work, m->params, enc, s->ema_momentum, model_stat_slot(m, STAT_NONFINITE));

@@ -19,7 +19,9 @@ long train_total_steps(const Config *cfg);      // epochs * ipe, or max_steps wh
 // working copies refreshed. Nothing returns to the host.
 void optim_step(Model *m, const Config *cfg, const Schedule *s, long step);
 // optim_step in two halves (consensus exchanges parameters between them): norms, clipping, the fault flag and
-// the AdamW (or SGD) update; then the EMA of the target and its working copy.
+// the AdamW (or SGD) update; then the EMA of the target and its working copy. Without consensus, a backend with
+// adamw_ema (the CPU; CUDA with JEPA_FUSE_EMA=1) does the EMA inside optim_update's AdamW pass, at s->ema_momentum,
+// and the optim_ema that follows does nothing (m->ema_folded): the same numbers, the weights read once.
 void optim_update(Model *m, const Config *cfg, const Schedule *s, long step);
 void optim_ema(Model *m, const Schedule *s);
 // AdamW step `step` (1-based) at s->lr and s->weight_decay (decaying tensors only) over m's whole table, the working

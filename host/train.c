@@ -66,6 +66,23 @@ static json_object *double_array(const double *v, int n) {
     return a;
 }
 
+static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+
+// The most the backend's own allocations held at once so far (Backend.memory); 0 when it does not count.
+static size_t backend_peak_bytes(Backend *be) {
+    size_t now = 0, peak = 0;
+    if (be->memory) be->memory(be, &now, &peak);
+    return peak;
+}
+
+// One run-log line on memory. On the GPU the CUDA context and the cuBLASLt/cuDNN workspaces come on top (nvidia-smi).
+static void log_memory(RunFolder *rf, const Trainer *tr, const char *when) {
+    const Model *m = tr->model;
+    run_log(rf, "memory %s: peak %.2f GiB held by the %s backend's allocations (activation arena %.2f GiB, "
+                "model.checkpoint_every %d)\n", when, gib((double)backend_peak_bytes(m->be)), m->be->name,
+            gib((double)m->arena.capacity), config_checkpoint_every(tr->cfg));
+}
+
 static void write_metrics(FILE *out, const StepRecord *r, int num_masks) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "step", json_object_new_int64(r->step));
@@ -90,6 +107,7 @@ static void write_metrics(FILE *out, const StepRecord *r, int num_masks) {
     json_object_object_add(o, "exchange_bytes", json_object_new_double(r->exchange_bytes));
     json_object_object_add(o, "sim_exchange_s", json_object_new_double(r->sim_exchange_s));
     json_object_object_add(o, "loss_sites", isfinite(r->loss_sites) ? json_object_new_double(r->loss_sites) : NULL);
+    json_object_object_add(o, "mem_peak_gib", json_object_new_double(gib(r->mem_peak_bytes)));
     fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     fflush(out);
     json_object_put(o);
@@ -364,6 +382,7 @@ void train_step(Trainer *tr, long step, int last_step, StepRecord *r) {
     optim_ema(m, &r->sched);  // the target follows this site's own weights (after an exchange: the new ones)
     if (tr->dist) dist_sync("the step's gradient all-reduce (NCCL)");  // under the watchdog; a no-op on the CPU
     model_read_stats(m, &r->stats);  // the step's one host synchronisation
+    r->mem_peak_bytes = (double)backend_peak_bytes(m->be);
     // consensus: one scalar all-reduce a step (metrics.jsonl logs every step), so a plot shows every site's loss
     r->loss_sites = tr->consensus ? consensus_mean_over_sites(r->stats.loss_mean) : r->stats.loss_mean;
     r->step = step + 1;
@@ -543,6 +562,7 @@ int train_run(const Config *cfg_in, const char *command) {
         if (rc != JEPA_EXIT_OK) break;
         if (r.step % cfg->logging.log_every == 0 || r.step == total || r.step == 1)
             print_progress(&rf, &r, now_seconds() - start, r.step - from.step);
+        if (r.step == from.step + 1) log_memory(&rf, &tr, "after the first step");
         char ckpt[1200];
         int sig, requested;
         agree_on_stop(&sig, &requested);
@@ -555,6 +575,7 @@ int train_run(const Config *cfg_in, const char *command) {
     if (rc == JEPA_EXIT_OK && from.step < total)
         run_log(&rf, "done: %ld steps in %.1f s, final loss %.5f, target std %.3f; run folder %s\n", r.step,
                 now_seconds() - start, r.stats.loss_mean, r.stats.target_std, rf.path);
+    if (r.step > from.step) log_memory(&rf, &tr, "at the end");
     const long restarts = data_read_restarts(tr.data);
     if (restarts > 0)  // the first batch, plus one per resume-like jump; one per step would mean the pattern is off
         run_log(&rf, "data: the read-ahead started %ld time%s\n", restarts, restarts == 1 ? "" : "s");
@@ -581,7 +602,40 @@ static const char *human(double x, char *buf, size_t n) {
     return buf;
 }
 
-static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+// The CUDA backend's buffers (bf16 activations and working weights; fp32 statistics, master weights, gradients,
+// moments; its fp32 staging copy of each input slot), whatever meta.device is: what one GPU needs for this config.
+static const BackendSizes CUDA_SIZES = {{2, 4}, 4, 4};
+
+// model_plan_memory per category on the CUDA backend, and its total on the CPU (fp32, no staging).
+static void print_memory_plan(const Config *cfg, const ModelDims *d, const TensorTable *t, const int *typical_ctx,
+                              const int *typical_tgt) {
+    const int B = cfg->data.batch_size;
+    const MemoryPlan p = model_plan_memory(d, t, CUDA_SIZES, B);
+    const double typical = (double)model_plan_arena(d, CUDA_SIZES.z, B, typical_ctx, typical_tgt);
+    printf("memory plan on the CUDA backend (batch %d per micro-batch, model.checkpoint_every %d):\n", B,
+           config_checkpoint_every(cfg));
+    const struct {
+        const char *what;
+        size_t bytes;
+    } rows[] = {
+        {"master weights (fp32)", p.master},
+        {"working weights (bf16)", p.working},
+        {"gradients (fp32)", p.grads},
+        {"AdamW moments (fp32)", p.moments},
+        {"target encoder (fp32 + bf16 working copy)", p.target + p.target_working},
+        {"position tables and statistics", p.positions + p.stats},
+        {"activation arena (the largest masks)", p.arena},
+        {"input clips (bf16 double buffer + fp32 staging)", p.inputs},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        printf("  %-50s %8.2f GiB\n", rows[i].what, gib((double)rows[i].bytes));
+    printf("  %-50s %8.2f GiB (the activations at these mask lengths: %.2f GiB)\n", "total", gib((double)p.total),
+           gib(typical));
+    printf("  not planned: the CUDA context, cuBLASLt/cuDNN workspaces, attention scratch (on a GPU: the run log's "
+           "peak and nvidia-smi)\n");
+    const MemoryPlan cpu = model_plan_memory(d, t, (BackendSizes){{4, 4}, 4, 0}, B);
+    printf("memory plan on the CPU backend (float32): %.2f GiB (%zu bytes)\n", gib((double)cpu.total), cpu.total);
+}
 
 int train_dry_run(const Config *cfg) {
     ModelDims d;
@@ -612,11 +666,10 @@ int train_dry_run(const Config *cfg) {
             if (mk.n_tgt > max_tgt[g]) max_tgt[g] = mk.n_tgt;
             mask_batch_free(&mk);
         }
-    int typical_ctx[CONFIG_MAX_MASKS], typical_tgt[CONFIG_MAX_MASKS], all[CONFIG_MAX_MASKS];
+    int typical_ctx[CONFIG_MAX_MASKS], typical_tgt[CONFIG_MAX_MASKS];
     for (int g = 0; g < cfg->num_masks; g++) {
         typical_ctx[g] = (int)lround(mean_ctx[g]);
         typical_tgt[g] = (int)lround(mean_tgt[g]);
-        all[g] = d.tokens;
         printf("mask %d (%d blocks x %.2f): context %.0f, target %.0f tokens per clip (mean of %d steps, batch %d)\n",
                g, cfg->mask[g].num_blocks, cfg->mask[g].spatial_scale[0], mean_ctx[g], mean_tgt[g], steps, B);
     }
@@ -629,17 +682,7 @@ int train_dry_run(const Config *cfg) {
            human(f.target_fwd * accum, a, sizeof a), human(f.context_fwd * accum, b, sizeof b),
            human(f.context_bwd * accum, c, sizeof c), human(f.predictor_fwd * accum, e, sizeof e),
            human(f.predictor_bwd * accum, g, sizeof g), 100.0 * f.attention / f.total);
-    const int bf16 = strcmp(cfg->meta.dtype, "bfloat16") == 0;
-    const ElemSizes z = {bf16 ? 2 : 4, 4};
-    // fp32 master, gradients, two moments and the target; a working copy of both in bf16.
-    const double opt_bytes = 4.0 * (4.0 * (enc + pred) + enc) + (bf16 ? 2.0 * (2.0 * enc + pred) : 0.0);
-    const double typical = (double)model_plan_arena(&d, z, B, typical_ctx, typical_tgt);
-    const double planned = (double)model_plan_arena(&d, z, B, all, all);
-    printf("memory (%s activations, fp32 master weights):\n", cfg->meta.dtype);
-    printf("  parameters, gradients, AdamW moments, target%s: %.2f GiB\n", bf16 ? ", bf16 working copies" : "",
-           gib(opt_bytes));
-    printf("  activations: %.2f GiB at these mask lengths, %.2f GiB planned arena (every list as long as the clip)%s\n",
-           gib(typical), gib(planned), cfg->model.checkpoint_activations ? ", blocks recomputed" : "");
+    print_memory_plan(cfg, &d, &t, typical_ctx, typical_tgt);
     table_free(&t);
     return JEPA_EXIT_OK;
 }

@@ -34,6 +34,7 @@ typedef struct {
     double exchange_bytes;  // bytes one rank (allreduce: gradients) or site (consensus: parameters) sent this step
     double sim_exchange_s;  // exchange_bytes through the link model (dist.link_gbps, dist.link_latency_ms)
     double loss_sites;      // the whole system's loss: consensus, the mean over sites of each site's; else `loss`
+    double mem_peak_bytes;  // the most this rank's backend allocations held at once so far (Backend.memory)
 } StepRecord;
 
 // Everything one rank needs for a step: the model, the data and the host buffers.

@@ -115,6 +115,12 @@ void FN(adamw)(real *param,       // [n]
 void FN(ema)(real *target,        // [n] = momentum * target + (1 - momentum) * source
              const real *source,  // [n]
              size_t n, double momentum);
+void FN(adamw_ema)(real *param,       // [n] as adamw
+                   const real *grad,  // [n]
+                   real *m, real *v,  // [n] moments
+                   real *target,      // [n] = momentum * target + (1 - momentum) * the new param
+                   size_t n, double lr, double beta1, double beta2, double eps, double weight_decay, long step,
+                   double momentum);
 void FN(cast_params)(real *working,       // [n] copy of master (nothing when it is master)
                      const real *master,  // [n]
                      size_t n);

@@ -30,6 +30,15 @@ void cuda_layernorm_bwd(cuda_stream s, bf16_bits *dinp /* [R,C] += */, float *dw
                         const bf16_bits *inp /* [R,C] */, const bf16_bits *w /* [C] or NULL */,
                         const float *mean /* [R] */, const float *rstd /* [R] */, int R, int C);
 
+// The residual add and the LayerNorm that reads it in one kernel: sum = bf16(x + y) (as cuda_add), then
+// cuda_layernorm_fwd of sum, bit for bit the two launches. Returns 0 when it cannot take the call (C not a multiple
+// of 8 or above 2048, a pointer not 16-byte aligned, sum overlapping x or y; nothing queued: the caller runs the
+// two ops), 1 when queued. Opt-in JEPA_FUSE_LN=1 until verified on a GPU.
+int cuda_add_layernorm_fwd(cuda_stream s, bf16_bits *sum /* [R,C] */, bf16_bits *out /* [R,C] */,
+                           float *mean /* [R] or NULL */, float *rstd /* [R] or NULL */, const bf16_bits *x /* [R,C] */,
+                           const bf16_bits *y /* [R,C] */, const bf16_bits *w /* [C] or NULL */,
+                           const bf16_bits *bias /* [C] or NULL */, int R, int C, float eps);
+
 // ---- attention.cu: qkv [B,N,3,H,hd], out [B,N,H,hd], lse [B,H,N] fp32; hd a multiple of 8 up to 128;
 // frame_tokens > 0: frame-causal. The backward is deterministic (no floating-point atomics).
 void cuda_attention_fwd(cuda_stream s, bf16_bits *out, float *lse /* or NULL */, const bf16_bits *qkv, int B, int N,
@@ -86,6 +95,12 @@ void cuda_adamw(cuda_stream s, float *param, bf16_bits *working /* or NULL */, c
                 const float *skip /* [1] or NULL */);
 void cuda_ema(cuda_stream s, float *target, bf16_bits *working /* or NULL */, const float *source, size_t n,
               float momentum, const float *skip /* [1] or NULL */);
+// cuda_adamw, then cuda_ema of the new parameters into target (target_working its bf16 copy), in one pass:
+// the same results bit for bit (backend.h adamw_ema; opt-in JEPA_FUSE_EMA=1 until verified on a GPU)
+void cuda_adamw_ema(cuda_stream s, float *param, bf16_bits *working /* or NULL */, const float *grad, float *m,
+                    float *v, float *target, bf16_bits *target_working /* or NULL */, size_t n, float lr, float beta1,
+                    float beta2, float eps, float weight_decay, long step, float momentum,
+                    const float *skip /* [1] or NULL */);
 void cuda_cast_params(cuda_stream s, bf16_bits *working, const float *master, size_t n);
 
 // ---- matmul.cu (cuBLASLt, bf16 in, fp32 accumulate; fixed algorithms when deterministic)

@@ -23,6 +23,10 @@
 //     finishing kernel adds the G partials per column in a fixed order, in double, and does dw += (float)sum.
 //     Bitwise reproducible for a given GPU model (G is the SM count x resident blocks); a GPU with another SM count
 //     rounds dw/dbias differently in the last fp32 bits.
+// add_layernorm (cuda_add_layernorm_fwd): the forward's vector kernel with ADD, the row loaded from x and y and
+//   summed in registers, the sum written beside the output: 8 B/elem instead of add 6 + forward 4 (the residual
+//   stream is written once and not read back), one launch instead of two. Vector path only; otherwise the caller
+//   composes the two ops.
 // Fallback path (any other C or alignment): one warp per row, scalar bf16 accesses, the row read once per pass
 // (mean, variance, output) from L1; dw/dbias by a separate column pass in chunks of LN_CHUNK_ROWS rows, partials
 // in a workspace, finished in double in chunk order (a function of R only).
@@ -102,11 +106,26 @@ static __device__ __forceinline__ void ln_load_row(uint4 (&xv)[V], const bf16 *_
     }
 }
 
-template <int L, int V>
+// The residual add of add_layernorm: x + y per element in fp32, rounded to bf16 as cuda_add rounds it.
+static __device__ __forceinline__ uint4 ln_add8(uint4 a, uint4 b) {
+    float fa[8], fb[8];
+    ln_unpack8(a, fa);
+    ln_unpack8(b, fb);
+#pragma unroll
+    for (int j = 0; j < 8; j++) fa[j] = fa[j] + fb[j];
+    return ln_pack8(fa);
+}
+
+// ADD (add_layernorm): the row is sum = bf16(inp + y), written to `sum` beside the output and normalised from the
+// rounded values, so both equal cuda_add then cuda_layernorm_fwd bit for bit. The next row's y chunks travel with
+// its inp chunks and are added once they are needed (3V 16-byte registers per lane instead of 2V).
+// Bytes with ADD: 8 per element (read inp, y; write sum, out) + 8 per row, against 6 + 4 for the two launches.
+template <int L, int V, bool ADD>
 static __global__ void __launch_bounds__(LN_FWD_THREADS)
     layernorm_fwd_vec_kernel(bf16 *__restrict__ out, float *__restrict__ mean, float *__restrict__ rstd,
                              const bf16 *__restrict__ inp, const bf16 *__restrict__ w,
-                             const bf16 *__restrict__ bias, int R, int C, float eps) {
+                             const bf16 *__restrict__ bias, int R, int C, float eps, bf16 *__restrict__ sum,
+                             const bf16 *__restrict__ y) {
     constexpr int P = 32 / L;                 // rows per warp at a time
     constexpr int ROWS = LN_FWD_THREADS / L;  // rows per block at a time
     ln_pdl_wait();     // launched as a dependent (ln_launch): the previous kernel complete before any global access
@@ -118,10 +137,17 @@ static __global__ void __launch_bounds__(LN_FWD_THREADS)
     int r0 = (blockIdx.x * (LN_FWD_THREADS / 32) + warp) * P;
     uint4 xv[V];
     ln_load_row<L, V>(xv, inp, r0 + sub, R, C, lane);
+    if constexpr (ADD) {
+        uint4 yv[V];
+        ln_load_row<L, V>(yv, y, r0 + sub, R, C, lane);
+#pragma unroll
+        for (int k = 0; k < V; k++) xv[k] = ln_add8(xv[k], yv[k]);
+    }
     for (; r0 < R; r0 += step) {
         const int r = r0 + sub;
-        uint4 xn[V];  // the next row, in flight while this one is reduced and written
+        uint4 xn[V], yn[V];  // the next row, in flight while this one is reduced and written
         ln_load_row<L, V>(xn, inp, r + step, R, C, lane);
+        if constexpr (ADD) ln_load_row<L, V>(yn, y, r + step, R, C, lane);
         float s = 0;  // absent chunks are zeros: they add nothing
 #pragma unroll
         for (int k = 0; k < V; k++) {
@@ -148,10 +174,12 @@ static __global__ void __launch_bounds__(LN_FWD_THREADS)
         const float rs = 1.0f / sqrtf(var + eps);
         if (r < R) {
             uint4 *yr = reinterpret_cast<uint4 *>(out + (size_t)r * C);  // [nch]
+            uint4 *sr = ADD ? reinterpret_cast<uint4 *>(sum + (size_t)r * C) : nullptr;  // [nch]
 #pragma unroll
             for (int k = 0; k < V; k++) {
                 const int q = k * L + lane;
                 if (q < nch) {
+                    if (ADD) sr[q] = xv[k];
                     float x[8], wf[8], bf[8], o[8];
                     ln_unpack8(xv[k], x);
                     ln_unpack8(w ? __ldg(w4 + q) : make_uint4(0, 0, 0, 0), wf);  // L1 hits after the first rows
@@ -169,8 +197,13 @@ static __global__ void __launch_bounds__(LN_FWD_THREADS)
                 if (rstd) rstd[r] = rs;
             }
         }
+        if constexpr (ADD) {
 #pragma unroll
-        for (int k = 0; k < V; k++) xv[k] = xn[k];
+            for (int k = 0; k < V; k++) xv[k] = ln_add8(xn[k], yn[k]);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; k++) xv[k] = xn[k];
+        }
     }
 }
 
@@ -377,14 +410,16 @@ static int ln_vec_shape(int C, int *L, int *V) {
 
 static int ln_aligned16(const void *p) { return p == NULL || (uintptr_t)p % 16 == 0; }
 
-template <int L, int V>
+// ADD: sum = inp + y first (add_layernorm); sum, y unused (NULL) otherwise.
+template <int L, int V, bool ADD>
 static void ln_fwd_vec_launch(cudaStream_t s, bf16 *out, float *mean, float *rstd, const bf16 *inp, const bf16 *w,
-                              const bf16 *bias, int R, int C, float eps) {
+                              const bf16 *bias, int R, int C, float eps, bf16 *sum, const bf16 *y) {
     constexpr int ROWS = LN_FWD_THREADS / L;
-    const unsigned cap = cuda_persistent_grid((const void *)layernorm_fwd_vec_kernel<L, V>, LN_FWD_THREADS, 0);
+    const unsigned cap =
+        cuda_persistent_grid((const void *)layernorm_fwd_vec_kernel<L, V, ADD>, LN_FWD_THREADS, 0);
     const unsigned want = (unsigned)((R + ROWS - 1) / ROWS);
-    ln_launch(layernorm_fwd_vec_kernel<L, V>, want < cap ? want : cap, LN_FWD_THREADS, 0, s, out, mean, rstd, inp, w,
-              bias, R, C, eps);
+    ln_launch(layernorm_fwd_vec_kernel<L, V, ADD>, want < cap ? want : cap, LN_FWD_THREADS, 0, s, out, mean, rstd,
+              inp, w, bias, R, C, eps, sum, y);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -549,10 +584,11 @@ extern "C" void cuda_layernorm_fwd(cuda_stream s, bf16_bits *out, float *mean, f
     int L = 0, V = 0;
     if (ln_vec_shape(C, &L, &V) && ln_aligned16(out) && ln_aligned16(inp) && ln_aligned16(w) &&
         ln_aligned16(bias)) {
-#define LN_FWD_CASE(l, v)                                                                                   \
-    if (L == l && V == v) {                                                                                 \
-        ln_fwd_vec_launch<l, v>(s, BF16(out), mean, rstd, CBF16(inp), CBF16(w), CBF16(bias), R, C, eps);   \
-        return;                                                                                             \
+#define LN_FWD_CASE(l, v)                                                                                     \
+    if (L == l && V == v) {                                                                                   \
+        ln_fwd_vec_launch<l, v, false>(s, BF16(out), mean, rstd, CBF16(inp), CBF16(w), CBF16(bias), R, C, eps, \
+                                       NULL, NULL);                                                           \
+        return;                                                                                               \
     }
         LN_VEC_CASES(LN_FWD_CASE)
 #undef LN_FWD_CASE
@@ -561,6 +597,35 @@ extern "C" void cuda_layernorm_fwd(cuda_stream s, bf16_bits *out, float *mean, f
     layernorm_fwd_kernel<<<blocks, LN_WARPS * 32, 0, s>>>(BF16(out), mean, rstd, CBF16(inp), CBF16(w), CBF16(bias),
                                                            R, C, eps);
     CUDA_CHECK_LAUNCH();
+}
+
+// Whether the byte ranges [a, a + bytes) and [b, b + bytes) share a byte.
+static int ln_overlap(const void *a, const void *b, size_t bytes) {
+    const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return x < y + bytes && y < x + bytes;
+}
+
+extern "C" int cuda_add_layernorm_fwd(cuda_stream s, bf16_bits *sum, bf16_bits *out, float *mean, float *rstd,
+                                      const bf16_bits *x, const bf16_bits *y, const bf16_bits *w,
+                                      const bf16_bits *bias, int R, int C, float eps) {
+    if (R <= 0 || C <= 0) return 1;  // nothing to do, as the two ops
+    const size_t bytes = (size_t)R * C * 2;
+    int L = 0, V = 0;
+    if (!ln_vec_shape(C, &L, &V) || !ln_aligned16(sum) || !ln_aligned16(out) || !ln_aligned16(x) ||
+        !ln_aligned16(y) || !ln_aligned16(w) || !ln_aligned16(bias))
+        return 0;
+    if (ln_overlap(sum, x, bytes) || ln_overlap(sum, y, bytes) || ln_overlap(out, x, bytes) ||
+        ln_overlap(out, y, bytes) || ln_overlap(out, sum, bytes))
+        return 0;  // the kernel reads a row ahead of its writes and its pointers are __restrict__
+#define LN_ADD_CASE(l, v)                                                                                    \
+    if (L == l && V == v) {                                                                                  \
+        ln_fwd_vec_launch<l, v, true>(s, BF16(out), mean, rstd, CBF16(x), CBF16(w), CBF16(bias), R, C, eps,  \
+                                      BF16(sum), CBF16(y));                                                  \
+        return 1;                                                                                            \
+    }
+    LN_VEC_CASES(LN_ADD_CASE)
+#undef LN_ADD_CASE
+    return 0;
 }
 
 extern "C" void cuda_layernorm_bwd(cuda_stream s, bf16_bits *dinp, float *dw, float *dbias, const bf16_bits *dout,

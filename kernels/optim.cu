@@ -8,6 +8,8 @@
 //   sum_squares  read x (4 B)                                                                 =  4 B/param
 //   clip_by_norm read x, write x                                                              =  8 B/param
 //   cast_params  read master (4 B), write working (2 B)                                       =  6 B/param
+//   adamw_ema    read p, g, m, v, target (20 B), write p, m, v, target (16 B) + both working copies (4 B)
+//                = 40 B/param, against 30 + 14 = 44 for adamw then ema (the new weights are read once)
 // (without a working copy adamw and ema move 2 B/param less). At the ViT-L/16 + predictor size, 305,490,944
 // parameters: adamw 9.16 GB, ema 4.28 GB (the EMA runs over the encoder only in training).
 //
@@ -41,8 +43,8 @@ typedef struct {
     size_t head, nvec;
 } OptSplit;
 
-// f: the nf fp32 arrays (NULL entries ignored), b: a bf16 array or NULL, all indexed by the same n elements.
-static OptSplit opt_split(size_t n, const void *const *f, int nf, const void *b) {
+// f: the nf fp32 arrays (NULL entries ignored), b, b2: bf16 arrays or NULL, all indexed by the same n elements.
+static OptSplit opt_split(size_t n, const void *const *f, int nf, const void *b, const void *b2) {
     const OptSplit scalar = {n, 0};
     const uintptr_t a0 = (uintptr_t)f[0];
     if (a0 % 4 != 0) return scalar;  // not even float-aligned: no common head exists
@@ -51,6 +53,7 @@ static OptSplit opt_split(size_t n, const void *const *f, int nf, const void *b)
     for (int k = 0; k < nf; k++)
         if (f[k] && ((uintptr_t)f[k] + head * 4) % 16 != 0) return scalar;
     if (b && ((uintptr_t)b + head * 2) % 8 != 0) return scalar;
+    if (b2 && ((uintptr_t)b2 + head * 2) % 8 != 0) return scalar;
     const OptSplit s = {head, (n - head) / 4};
     return s;
 }
@@ -264,6 +267,60 @@ static __global__ void __launch_bounds__(OPT_THREADS)
     }
 }
 
+// ---------------------------------------------------------------- AdamW with the EMA folded in
+// adamw_one, then ema_one with the new parameter as the source: the two kernels' arithmetic, element by element,
+// so the results are theirs bit for bit; the new weights never leave registers between the two.
+static __device__ __forceinline__ void adamw_ema_four(float4 &p, float4 g, float4 &m, float4 &v, float4 &t,
+                                                      const AdamConsts &k, float mom, float rest) {
+    adamw_four(p, g, m, v, k);
+    t = ema_four(t, p, mom, rest);
+}
+
+// Bytes: 40 per parameter (read p, g, m, v, target: 20; write p, m, v, target: 16; both bf16 working copies: 4),
+// 36 without the working copies; adamw then ema move 44 (30 + 14): the second read of p is what is saved.
+// Groups j (and j + stride) of the float4 views: 10 (5 arrays x 2) 16-byte loads in flight per thread.
+template <bool WORK>
+static __global__ void __launch_bounds__(OPT_THREADS)
+    adamw_ema_kernel(float *__restrict__ param, bf16 *__restrict__ working, const float *__restrict__ grad,
+                     float *__restrict__ m, float *__restrict__ v, float *__restrict__ target,
+                     bf16 *__restrict__ target_working, size_t n, size_t head, size_t nvec, AdamConsts k, float mom,
+                     float rest, const float *__restrict__ skip) {
+    if (skip && *skip != 0.0f) return;  // a numerical fault this step: neither the update nor the EMA happens
+    float4 *p4 = reinterpret_cast<float4 *>(param + head), *m4 = reinterpret_cast<float4 *>(m + head);
+    float4 *v4 = reinterpret_cast<float4 *>(v + head), *t4 = reinterpret_cast<float4 *>(target + head);
+    const float4 *g4 = reinterpret_cast<const float4 *>(grad + head);
+    uint2 *w4 = WORK ? reinterpret_cast<uint2 *>(working + head) : nullptr;
+    uint2 *tw4 = WORK ? reinterpret_cast<uint2 *>(target_working + head) : nullptr;
+    const size_t stride = (size_t)gridDim.x * blockDim.x, tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t j = tid;
+    for (; j + stride < nvec; j += 2 * stride) {
+        const size_t j1 = j + stride;
+        float4 pa = p4[j], ma = m4[j], va = v4[j], ta = t4[j];
+        const float4 ga = g4[j];
+        float4 pb = p4[j1], mb = m4[j1], vb = v4[j1], tb = t4[j1];
+        const float4 gb = g4[j1];
+        adamw_ema_four(pa, ga, ma, va, ta, k, mom, rest);
+        adamw_ema_four(pb, gb, mb, vb, tb, k, mom, rest);
+        p4[j] = pa, m4[j] = ma, v4[j] = va, t4[j] = ta;
+        p4[j1] = pb, m4[j1] = mb, v4[j1] = vb, t4[j1] = tb;
+        if (WORK) w4[j] = bf16x4_of(pa), w4[j1] = bf16x4_of(pb), tw4[j] = bf16x4_of(ta), tw4[j1] = bf16x4_of(tb);
+    }
+    if (j < nvec) {
+        float4 pa = p4[j], ma = m4[j], va = v4[j], ta = t4[j];
+        adamw_ema_four(pa, g4[j], ma, va, ta, k, mom, rest);
+        p4[j] = pa, m4[j] = ma, v4[j] = va, t4[j] = ta;
+        if (WORK) w4[j] = bf16x4_of(pa), tw4[j] = bf16x4_of(ta);
+    }
+    for (size_t q = tid; q < n - 4 * nvec; q += stride) {
+        const size_t i = opt_scalar_at(q, head, nvec);
+        float p = param[i], mi = m[i], vi = v[i];
+        adamw_one(p, grad[i], mi, vi, k);
+        const float t = ema_one(target[i], p, mom, rest);
+        param[i] = p, m[i] = mi, v[i] = vi, target[i] = t;
+        if (WORK) working[i] = __float2bfloat16_rn(p), target_working[i] = __float2bfloat16_rn(t);
+    }
+}
+
 // ---------------------------------------------------------------- numerical-fault flag
 // One thread: n is a handful of statistics (losses, sums of squares).
 static __global__ void nonfinite_flag_kernel(float *flag, const float *x, int n) {
@@ -296,7 +353,7 @@ static __global__ void __launch_bounds__(OPT_THREADS)
 // ---------------------------------------------------------------- launchers
 extern "C" void cuda_sum_squares(cuda_stream s, float *out, const float *x, size_t n) {
     const void *arrays[1] = {x};
-    const OptSplit sp = opt_split(n, arrays, 1, NULL);  // one array: scalars are the head and tail only
+    const OptSplit sp = opt_split(n, arrays, 1, NULL, NULL);  // one array: scalars are the head and tail only
     size_t blocks = (sp.nvec + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
     if (blocks == 0) blocks = 1;  // n < 4 (or 0: out = 0)
     if (blocks > 0x7fffffffu) {
@@ -314,23 +371,20 @@ extern "C" void cuda_sum_squares(cuda_stream s, float *out, const float *x, size
 extern "C" void cuda_clip_by_norm(cuda_stream s, float *x, size_t n, const float *sumsq, float max_norm) {
     if (n == 0) return;
     const void *arrays[1] = {x};
-    const OptSplit sp = opt_split(n, arrays, 1, NULL);
+    const OptSplit sp = opt_split(n, arrays, 1, NULL, NULL);
     const unsigned grid = opt_grid((const void *)clip_by_norm_kernel, &sp, n);
     clip_by_norm_kernel<<<grid, OPT_THREADS, 0, s>>>(x, n, sp.head, sp.nvec, sumsq, (double)max_norm);
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void cuda_adamw(cuda_stream s, float *param, bf16_bits *working, const float *grad, float *m, float *v,
-                           size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, long step,
-                           const float *skip) {
+// AdamW's constants exactly as optim_cpu.c computes them: in double from the (double) hyper-parameters, then fp32.
+static AdamConsts adam_consts(const char *who, float lr, float beta1, float beta2, float eps, float weight_decay,
+                              long step) {
     if (step < 1) {
         fflush(stdout);
-        fprintf(stderr, "internal error: %s:%d: cuda_adamw: step %ld (steps count from 1)\n", __FILE__, __LINE__, step);
+        fprintf(stderr, "internal error: %s:%d: %s: step %ld (steps count from 1)\n", __FILE__, __LINE__, who, step);
         exit(1);
     }
-    if (n == 0) return;
-    if ((void *)working == (void *)param) working = NULL;  // backend.h: working == param means none
-    // the constants exactly as optim_cpu.c computes them: in double from the (double) hyper-parameters, then fp32
     const double dlr = lr, db1 = beta1, db2 = beta2;
     AdamConsts k;
     k.decay = (float)(1.0 - dlr * (double)weight_decay);
@@ -340,8 +394,24 @@ extern "C" void cuda_adamw(cuda_stream s, float *param, bf16_bits *working, cons
     k.b2 = (float)db2;
     k.one_minus_b2 = (float)(1.0 - db2);
     k.eps = eps;
+    return k;
+}
+
+// The EMA's constants: momentum and 1 - momentum (in double) rounded to fp32.
+static void ema_consts(float momentum, float *mom, float *rest) {
+    const double dm = momentum;
+    *mom = (float)dm;
+    *rest = (float)(1.0 - dm);
+}
+
+extern "C" void cuda_adamw(cuda_stream s, float *param, bf16_bits *working, const float *grad, float *m, float *v,
+                           size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, long step,
+                           const float *skip) {
+    const AdamConsts k = adam_consts("cuda_adamw", lr, beta1, beta2, eps, weight_decay, step);
+    if (n == 0) return;
+    if ((void *)working == (void *)param) working = NULL;  // backend.h: working == param means none
     const void *arrays[4] = {param, grad, m, v};
-    const OptSplit sp = opt_split(n, arrays, 4, working);
+    const OptSplit sp = opt_split(n, arrays, 4, working, NULL);
     if (working) {
         const unsigned grid = opt_grid((const void *)adamw_kernel<true>, &sp, n);
         adamw_kernel<true><<<grid, OPT_THREADS, 0, s>>>(param, BF16(working), grad, m, v, n, sp.head, sp.nvec, k, skip);
@@ -356,16 +426,45 @@ extern "C" void cuda_ema(cuda_stream s, float *target, bf16_bits *working, const
                          float momentum, const float *skip) {
     if (n == 0) return;
     if ((void *)working == (void *)target) working = NULL;
-    const double mom = momentum;
-    const float fmom = (float)mom, rest = (float)(1.0 - mom);
+    float fmom, rest;
+    ema_consts(momentum, &fmom, &rest);
     const void *arrays[2] = {target, source};
-    const OptSplit sp = opt_split(n, arrays, 2, working);
+    const OptSplit sp = opt_split(n, arrays, 2, working, NULL);
     if (working) {
         const unsigned grid = opt_grid((const void *)ema_kernel<true>, &sp, n);
         ema_kernel<true><<<grid, OPT_THREADS, 0, s>>>(target, BF16(working), source, n, sp.head, sp.nvec, fmom, rest, skip);
     } else {
         const unsigned grid = opt_grid((const void *)ema_kernel<false>, &sp, n);
         ema_kernel<false><<<grid, OPT_THREADS, 0, s>>>(target, NULL, source, n, sp.head, sp.nvec, fmom, rest, skip);
+    }
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_adamw_ema(cuda_stream s, float *param, bf16_bits *working, const float *grad, float *m, float *v,
+                               float *target, bf16_bits *target_working, size_t n, float lr, float beta1, float beta2,
+                               float eps, float weight_decay, long step, float momentum, const float *skip) {
+    const AdamConsts k = adam_consts("cuda_adamw_ema", lr, beta1, beta2, eps, weight_decay, step);
+    if (n == 0) return;
+    if ((void *)working == (void *)param) working = NULL;
+    if ((void *)target_working == (void *)target) target_working = NULL;
+    if ((working == NULL) != (target_working == NULL)) {  // one working copy without the other: not a trainer's case
+        cuda_adamw(s, param, working, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, skip);
+        cuda_ema(s, target, target_working, param, n, momentum, skip);
+        return;
+    }
+    float fmom, rest;
+    ema_consts(momentum, &fmom, &rest);
+    const void *arrays[5] = {param, grad, m, v, target};
+    const OptSplit sp = opt_split(n, arrays, 5, working, target_working);
+    if (working) {
+        const unsigned grid = opt_grid((const void *)adamw_ema_kernel<true>, &sp, n);
+        adamw_ema_kernel<true><<<grid, OPT_THREADS, 0, s>>>(param, BF16(working), grad, m, v, target,
+                                                            BF16(target_working), n, sp.head, sp.nvec, k, fmom, rest,
+                                                            skip);
+    } else {
+        const unsigned grid = opt_grid((const void *)adamw_ema_kernel<false>, &sp, n);
+        adamw_ema_kernel<false><<<grid, OPT_THREADS, 0, s>>>(param, NULL, grad, m, v, target, NULL, n, sp.head,
+                                                             sp.nvec, k, fmom, rest, skip);
     }
     CUDA_CHECK_LAUNCH();
 }
@@ -378,7 +477,7 @@ extern "C" void cuda_nonfinite_flag(cuda_stream s, float *flag, const float *x, 
 extern "C" void cuda_cast_params(cuda_stream s, bf16_bits *working, const float *master, size_t n) {
     if (n == 0) return;
     const void *arrays[1] = {master};
-    const OptSplit sp = opt_split(n, arrays, 1, working);
+    const OptSplit sp = opt_split(n, arrays, 1, working, NULL);
     const unsigned grid = opt_grid((const void *)cast_params_kernel, &sp, n);
     cast_params_kernel<<<grid, OPT_THREADS, 0, s>>>(BF16(working), master, n, sp.head, sp.nvec);
     CUDA_CHECK_LAUNCH();

@@ -8,8 +8,8 @@
 #      each into OUT/*.json beside its table;
 #   3. with JEPA_STORES=DIR (JPEG stores made where ffmpeg is, scripts/bench_data_jpeg.sh): jepa bench data on
 #      them and on a synthetic raw store, thread counts up to all cores;
-#   3b. the opt-in paths awaiting a GPU (JEPA_ATTN_SM90, model.attention=cudnn, JEPA_FUSE_GELU) timed beside the
-#      defaults;
+#   3b. the opt-in paths awaiting a GPU (JEPA_ATTN_SM90, model.attention=cudnn, JEPA_FUSE_GELU, JEPA_FUSE_LN,
+#      JEPA_FUSE_EMA) timed beside the defaults;
 #   4. with JEPA_VJEPA2_SRC=DIR (a facebookresearch/vjepa2 checkout): the feature parity of scripts/vjepa2_parity.py
 #      on the GPU.
 # Usage: bash scripts/gpu_verify.sh OUT [STEPS]   (about 6-8 minutes on one H100; every stage runs, rc 1 if any fails)
@@ -48,6 +48,11 @@ for variant in native cudnn; do  # cuDNN's attention needs meta.deterministic fa
 done
 TAIL=40 stage step_vitl16_fuse_gelu env JEPA_FUSE_GELU=1 build/jepa bench step configs/vitl16.yaml --staged-only \
     --steps "$steps" --json "$out/step_vitl16_fuse_gelu.json"
+# issue 9 item 2 (tests: test_cuda_fusion in stage 1): the fused add + LayerNorm and AdamW + EMA beside the ops they
+# replace, then the ViT-L step with both on (JEPA_FUSE_LN=1 JEPA_FUSE_EMA=1; bitwise the default's numbers)
+TAIL=14 stage fusion build/jepa bench fusion --json "$out/fusion.json"
+TAIL=40 stage step_vitl16_fuse_ln_ema env JEPA_FUSE_LN=1 JEPA_FUSE_EMA=1 build/jepa bench step configs/vitl16.yaml \
+    --staged-only --steps "$steps" --json "$out/step_vitl16_fuse_ln_ema.json"
 if [ -n "${JEPA_STORES:-}" ]; then
     raw=/tmp/gpu_verify_raw.h5  # a raw store for the read rate (no decode: its content does not matter)
     stage raw_store build/jepa data synth --world balls --size 256 --frames 64 --clips 64 -o "$raw" --force

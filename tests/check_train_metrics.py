@@ -22,8 +22,13 @@ check("target features do not collapse (min target std > 0.15)", low > 0.15, f"m
 bad = [r["step"] for r in rows if not math.isfinite(r["loss"])]
 check("every loss is finite", not bad, f"steps {bad[:5]}")
 keys = {"loss", "loss_per_mask", "lr", "wd", "ema_momentum", "grad_norm_encoder", "grad_norm_predictor",
-        "tokens_context", "tokens_target", "target_std", "clips_per_s", "data_wait_s"}
+        "tokens_context", "tokens_target", "target_std", "clips_per_s", "data_wait_s", "mem_peak_gib"}
 check("metrics records carry every field", keys <= set(rows[0]), f"missing {keys - set(rows[0])}")
+# The backend's allocations: the model's buffers at least (positive), the same figure on every step once the
+# arena and the input buffers exist (nothing in a step allocates on the CPU; on the GPU only scratch grows).
+peaks = [r.get("mem_peak_gib", 0) for r in rows]
+check("peak memory logged, positive and never falling", peaks[0] > 0 and all(b >= a for a, b in zip(peaks, peaks[1:])),
+      f"first {peaks[0]}, min {min(peaks)}")
 check("two loss values per record (one per mask generator)", len(rows[0]["loss_per_mask"]) == 2,
       str(rows[0]["loss_per_mask"]))
 print(f"     (loss first ten {first:.4f}, last fifty {last:.4f}; min target std {low:.4f}; "

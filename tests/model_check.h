@@ -63,9 +63,11 @@ static inline void set_param(Model *m, size_t i, double v) {
 }
 
 // The gradients of one backward (samples 0-1 at `step`) of a fresh model of cfg on an fp32 CPU backend with all
-// cores (free them); *total receives their count.
-static inline double *fresh_step_gradients(const Config *cfg, long step, size_t *total) {
-    Backend *be = backend_cpu_create(0, 0);
+// cores (free them); *total receives their count. cpu_step_gradients: on a CPU backend of the given precision
+// (1: f64) and thread count.
+static inline double *cpu_step_gradients(const Config *cfg, int double_precision, int threads, long step,
+                                         size_t *total) {
+    Backend *be = backend_cpu_create(double_precision, threads);
     Model *m = model_create(cfg, be);
     DataSource *ds = data_open(cfg);
     Batch b;
@@ -79,6 +81,9 @@ static inline double *fresh_step_gradients(const Config *cfg, long step, size_t 
     model_free(m);
     backend_destroy(be);
     return g;
+}
+static inline double *fresh_step_gradients(const Config *cfg, long step, size_t *total) {
+    return cpu_step_gradients(cfg, 0, 0, step, total);
 }
 
 // Whole-step gradients (m->grads after a backward of b at parameters p) against central differences at step h,

@@ -5,7 +5,7 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 
-for args in "" "kernels" "attention" "layernorm" "ema" "adamw" "gemm" "step" "data"; do
+for args in "" "kernels" "attention" "layernorm" "ema" "adamw" "fusion" "gemm" "step" "data"; do
     out=$($jepa bench $args --help 2>&1); rc=$?
     check "bench: jepa bench${args:+ $args} --help" "rc=$rc: $(head -3 <<< "$out")" \
         bash -c "[ $rc -eq 0 ] && grep -q '^usage: jepa bench' <<< \"\$0\"" "$out"

@@ -31,11 +31,12 @@ run = sys.argv[1]
 ea = EventAccumulator(run, size_guidance={"scalars": 0}); ea.Reload()
 tags = set(ea.Tags()["scalars"])
 need = {"loss", "lr", "weight_decay", "ema_momentum", "grad_norm/encoder", "grad_norm/predictor", "target_std",
-        "clips_per_s", "data_wait_s", "probe/position_r2", "probe/velocity_r2"}
+        "clips_per_s", "data_wait_s", "mem_peak_gib", "probe/position_r2", "probe/velocity_r2"}
 assert need <= tags, f"missing tags {need - tags}"
 rows = [json.loads(l) for l in open(run + "/metrics.jsonl")]
 steps = {r["step"]: r for r in rows if r.get("kind") != "eval"}
-for tag, key in (("loss", "loss"), ("lr", "lr"), ("ema_momentum", "ema_momentum"), ("target_std", "target_std")):
+for tag, key in (("loss", "loss"), ("lr", "lr"), ("ema_momentum", "ema_momentum"), ("target_std", "target_std"),
+                 ("mem_peak_gib", "mem_peak_gib")):
     ev = {e.step: e.value for e in ea.Scalars(tag)}
     assert sorted(ev) == sorted(steps), f"{tag}: steps {sorted(ev)} vs {sorted(steps)}"
     for s, v in ev.items():
